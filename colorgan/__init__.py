@@ -1,0 +1,1 @@
+"""ColorGAN reproduction library."""

@@ -1,0 +1,173 @@
+"""Typed experiment configs: one frozen dataclass per experiment, validated before any work starts.
+
+Every field has a default (the paper's value where the paper gives one), a help text, and where it
+applies the allowed choices or range in its metadata. The same metadata drives validation, the CLI's
+flags (``cli.py``) and the notebooks' parameter check, so there is one list of options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+# VGG19 ``features`` layer names -> (index of the ReLU in torchvision's vgg19().features,
+# channels, downsampling factor). Used by the model (noise branch shape) and the losses.
+VGG19_LAYERS: dict[str, tuple[int, int, int]] = {
+    "relu1_1": (1, 64, 1),
+    "relu1_2": (3, 64, 1),
+    "relu2_1": (6, 128, 2),
+    "relu2_2": (8, 128, 2),
+    "relu3_1": (11, 256, 4),
+    "relu3_4": (17, 256, 4),
+    "relu4_1": (20, 512, 8),
+    "relu4_4": (26, 512, 8),
+    "relu5_1": (29, 512, 16),
+}
+
+DATA_SOURCES = ("samples", "voc", "folder")
+
+
+def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+        max: float | None = None) -> Any:
+    """A dataclass field with its help text and allowed values (read by validation and the CLI)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every method's training run shares: data, optimisation budget, bookkeeping.
+
+    Baselines subclass this and add their own model and loss fields.
+    """
+
+    method: ClassVar[str] = "base"
+
+    # --- data (paper §3.1: PASCAL VOC, 15,413 train / 1,712 test, 256x256) ---
+    data: str = opt("samples", "image source: bundled sample photos, a VOC2012 folder, or any image folder",
+                    choices=DATA_SOURCES)
+    data_root: str = opt("", "VOCdevkit (or VOC2012) folder for data=voc; image folder for data=folder")
+    test_fraction: float = opt(0.1, "data=folder without train/ and test/ subfolders: seeded test share",
+                               min=0.0, max=0.9)
+    num_sample_crops: int = opt(512, "data=samples: number of seeded random training crops", min=1)
+    image_size: int = opt(256, "square training and evaluation size in pixels (paper: 256)", min=8)
+    max_images: int = opt(0, "use only the first N training images (0 = all); for quick runs", min=0)
+    flip: bool = opt(True, "random horizontal flips during training")
+
+    # --- optimisation (paper §3.1) ---
+    batch_size: int = opt(16, "images per step (paper: 16)", min=1)
+    num_epochs: int = opt(300, "passes over the training set (paper: 300); ignored if num_steps > 0", min=1)
+    num_steps: int = opt(0, "optimiser steps; 0 = num_epochs full passes", min=0)
+    max_minutes: float = opt(0.0, "stop (with a checkpoint) after this much wall time; 0 = no limit", min=0.0)
+    seed: int = opt(0, "seeds Python, NumPy, torch, the split, crops, flips and noise", min=0)
+
+    # --- bookkeeping ---
+    run_dir: str = opt("runs/colorgan", "folder for config, provenance, metrics log and checkpoints")
+    resume: bool = opt(False, "continue from the newest checkpoint in run_dir")
+    log_every: int = opt(10, "append a metrics.jsonl line every N steps", min=1)
+    checkpoint_every: int = opt(500, "write a checkpoint every N steps (and always at the end)", min=1)
+    keep_checkpoints: int = opt(2, "how many recent checkpoints to keep", min=1)
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    amp: str = opt("auto", "mixed precision: auto (bf16 on CUDA, off on CPU), bf16, or off",
+                   choices=("auto", "bf16", "off"))
+    progress: bool = opt(True, "show a tqdm progress bar")
+    num_bootstrap: int = opt(1000, "bootstrap resamples for 95% intervals in evaluation", min=100)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if self.data in ("voc", "folder") and not self.data_root:
+            raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "RunConfig":
+        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}")
+        return cls(**params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, **dataclasses.asdict(self)}
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ColorGANConfig(RunConfig):
+    """ColorGAN (Shafiq & Lee): encoder + noise branch G_f + U-Net generator + PatchGAN critic.
+
+    Loss (eq. 1): L = lambda_g·Lg + lambda_p·Lp + lambda_l1·L1 + lambda_s·Ls, with Ls from eq. 2.
+    """
+
+    method: ClassVar[str] = "colorgan"
+
+    # --- model (§2.1) ---
+    gen_width: int = opt(64, "channels of the first encoder level; doubled at each downsampling", min=1)
+    gen_max_width: int = opt(512, "cap on encoder/decoder channels", min=1)
+    norm: str = opt("batch", "normalisation in the generator", choices=("batch", "instance", "none"))
+    vgg_layer: str = opt("relu4_1", "VGG19 layer for Lp and Ls; sets the latent map's shape (channels, H/f)",
+                         choices=tuple(VGG19_LAYERS))
+    vgg_weights: str = opt("random", "imagenet (torch hub cache), random (seeded, offline), or a .pth file path")
+    use_noise: bool = opt(True, "noise branch G_f on; off means z = 0 and no G_f (ablation)")
+    noise_std: float = opt(0.1, "sigma of z ~ N(0, sigma^2) (eq. 2; paper: 0.1)", min=0.0)
+    noise_channels: int = opt(64, "channels of the noise map z (at latent resolution)", min=1)
+    noise_width: int = opt(256, "channels of G_f's hidden convolutions", min=1)
+    noise_layers: int = opt(3, "convolutions in G_f", min=1)
+    use_skips: bool = opt(True, "encoder-to-generator skip connections (ablation: off)")
+    disc_width: int = opt(64, "channels of the PatchGAN critic's first layer", min=1)
+    disc_layers: int = opt(3, "stride-2 layers in the PatchGAN critic", min=1)
+
+    # --- losses (eq. 1-2) ---
+    lambda_g: float = opt(0.1, "weight of the adversarial term Lg (paper: 0.1)", min=0.0)
+    lambda_p: float = opt(100.0, "weight of the perceptual term Lp (paper: 100)", min=0.0)
+    lambda_l1: float = opt(10.0, "weight of the L1 term on ab (paper: 10)", min=0.0)
+    lambda_s: float = opt(1.0, "weight of the noise-feature term Ls (eq. 2; paper: 1)", min=0.0)
+    adversarial: str = opt("wgan-gp", "Wasserstein critic regulariser: gradient penalty or weight clipping "
+                           "(the cited WGAN paper's original)", choices=("wgan-gp", "wgan-clip"))
+    gp_weight: float = opt(10.0, "gradient penalty weight (WGAN-GP)", min=0.0)
+    clip_value: float = opt(0.01, "critic weight clip (wgan-clip)", min=0.0)
+    n_critic: int = opt(1, "critic updates per generator update", min=1)
+    lr_g: float = opt(1e-4, "Adam learning rate of encoder, G_f and generator (paper: 1e-4)", min=0.0)
+    lr_d: float = opt(2e-4, "Adam learning rate of the critic (paper: 2e-4)", min=0.0)
+    beta1: float = opt(0.5, "Adam beta1 (paper: 0.5)", min=0.0, max=1.0)
+    beta2: float = opt(0.999, "Adam beta2 (paper: 0.999)", min=0.0, max=1.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        factor = VGG19_LAYERS[self.vgg_layer][2]
+        if self.image_size % factor:
+            raise ValueError(f"image_size: {self.image_size} must be divisible by {factor}, the downsampling "
+                             f"of vgg_layer={self.vgg_layer!r}")
+        if max(self.lambda_g, self.lambda_p, self.lambda_l1, self.lambda_s) == 0:
+            raise ValueError("lambda_g, lambda_p, lambda_l1, lambda_s: all four are 0, so eq. 1 is empty; "
+                             "give at least one a positive weight")
+        if not self.use_noise and self.lambda_s > 0:
+            raise ValueError("lambda_s: the noise branch is off (use_noise=False), so Ls does not exist; "
+                             "set lambda_s=0")
+
+
+def validate_fields(cfg: Any) -> None:
+    """Check every field's type, choices and range. Raises ValueError naming field, value and what is allowed."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = hints[f.name]
+        ok = (isinstance(value, bool) if expected is bool
+              else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
+              else isinstance(value, int) and not isinstance(value, bool) if expected is int
+              else isinstance(value, expected))
+        if not ok:
+            raise ValueError(f"{f.name}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
+        meta = f.metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{f.name}: {value!r} is not allowed; choose one of {list(meta['choices'])}")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ValueError(f"{f.name}: {value!r} is below the minimum {meta['min']}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ValueError(f"{f.name}: {value!r} is above the maximum {meta['max']}")

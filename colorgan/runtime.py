@@ -1,0 +1,159 @@
+"""Seeding, device choice, atomic file writes and run provenance (no imports from the package)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PROVENANCE_PACKAGES = ("torch", "torchvision", "numpy", "scikit-image", "piq", "pandas", "pillow", "papermill")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) once at the start of train/evaluate."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def select_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU. An explicit CUDA request without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} was requested but torch sees no CUDA device; use device=auto or cpu")
+    return device
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` ('auto' | 'bf16' | 'off') on ``device``; None means full precision.
+
+    'auto' is bf16 on CUDA and off on CPU: on CPU, bf16 autocast is slower than fp32 on most cores.
+    """
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast context for the forward pass; a no-op when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states as plain types and tensors (loadable with ``torch.load(weights_only=True)``)."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": _tuples_to_lists(random.getstate()),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *map(_plain, np_state[2:])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(_lists_to_tuples(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Write a file so that readers only ever see the old or the complete new version.
+
+    ``write(fileobj)`` fills a temporary file in the same folder, which is flushed, fsynced and then
+    renamed over ``path`` (rename is atomic on POSIX), so a crash mid-write never leaves a torn file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """The current commit (with '-dirty' if the tree has changes), or 'unknown' outside git."""
+    cwd = repo or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable device name, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance(seed: int, device: torch.device, **extra: Any) -> dict[str, Any]:
+    """Everything needed to say where a number came from: seed, commit, device, versions, plus ``extra``."""
+    return {
+        "seed": seed,
+        "git_commit": git_commit(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        **extra,
+    }
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
+
+
+def _tuples_to_lists(x: Any) -> Any:
+    return [_tuples_to_lists(v) for v in x] if isinstance(x, tuple) else x
+
+
+def _lists_to_tuples(x: Any) -> Any:
+    return tuple(_lists_to_tuples(v) for v in x) if isinstance(x, list) else x

@@ -1,0 +1,106 @@
+"""ColorGAN's training step: one critic update and one generator update on the paper's objective (eq. 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from colorgan import losses, runtime
+from colorgan.color import model_to_rgb, rgb_to_model, uint8_to_float
+from colorgan.config import ColorGANConfig
+from colorgan.models import VGGFeatures, build_colorgan, build_vgg19_features
+
+
+class ColorGANStep:
+    """Plugs ColorGAN into ``train.fit``. Holds the networks, the frozen VGG19 and both Adam optimisers.
+
+    Order per batch (pix2pix style): generator forward once; critic update(s) on the detached fake;
+    then the generator update against the updated critic. Target VGG features are computed once and
+    shared by Lp and Ls.
+    """
+
+    def __init__(self, cfg: ColorGANConfig, device: torch.device, vgg: VGGFeatures | None = None):
+        self.cfg, self.device = cfg, device
+        self.generator, self.critic = build_colorgan(cfg)
+        self.generator.to(device)
+        self.critic.to(device)
+        self.weights = {name: getattr(cfg, attr) for name, attr in losses.LOSS_WEIGHTS.items()}
+        needs_vgg = self.weights["perceptual"] > 0 or self.weights["feature"] > 0
+        self.vgg = (vgg or build_vgg19_features(cfg.vgg_weights, cfg.vgg_layer, cfg.seed)).to(device) \
+            if needs_vgg else None
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.rng = torch.Generator().manual_seed(cfg.seed)
+        self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "critic": self.critic}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "critic": self.opt_d}
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """batch: (B, 3, H, W) uint8 RGB -> {'d_loss', 'gp', 'wasserstein', 'g_total', <terms>}: detached scalars."""
+        cfg = self.cfg
+        rgb = uint8_to_float(batch)
+        L, ab_real = rgb_to_model(rgb)  # colour conversion in fp32, outside autocast
+        z = self.generator.sample_noise(L, self.rng)
+        with runtime.autocast(self.device, self.amp_dtype):
+            ab_fake, noise_features = self.generator(L, z)
+        logs: dict[str, torch.Tensor] = {}
+
+        if self.weights["adversarial"] > 0:
+            for _ in range(cfg.n_critic):
+                logs.update(self._critic_update(L, ab_real, ab_fake.detach()))
+
+        terms: dict[str, torch.Tensor] = {}
+        with runtime.autocast(self.device, self.amp_dtype):
+            if self.weights["l1"] > 0:
+                terms["l1"] = losses.l1_term(ab_fake.float(), ab_real)
+            if self.vgg is not None:
+                with torch.no_grad():
+                    features_real = self.vgg(rgb)
+                if self.weights["perceptual"] > 0:
+                    rgb_fake = model_to_rgb(L, ab_fake.float())
+                    terms["perceptual"] = losses.perceptual_term(self.vgg(rgb_fake), features_real)
+                if self.weights["feature"] > 0:
+                    terms["feature"] = losses.feature_term(noise_features, features_real)
+            if self.weights["adversarial"] > 0:
+                self.critic.requires_grad_(False)  # the generator's update must not touch the critic
+                terms["adversarial"] = losses.adversarial_term(self.critic(L, ab_fake))
+                self.critic.requires_grad_(True)
+        total, values = losses.generator_objective({k: v.float() for k, v in terms.items()}, self.weights)
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        return {**logs, **values, "g_total": total.detach()}
+
+    def _critic_update(self, L: torch.Tensor, ab_real: torch.Tensor, ab_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        with runtime.autocast(self.device, self.amp_dtype):
+            score_real, score_fake = self.critic(L, ab_real), self.critic(L, ab_fake)
+        loss = losses.critic_loss(score_real.float(), score_fake.float())
+        logs = {"wasserstein": -loss.detach()}
+        if self.cfg.adversarial == "wgan-gp" and self.cfg.gp_weight > 0:
+            # in fp32: the double backward of the penalty is where low precision hurts most
+            penalty = losses.gradient_penalty(self.critic, L, ab_real, ab_fake, self.rng)
+            loss = loss + self.cfg.gp_weight * penalty
+            logs["gp"] = penalty.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        if self.cfg.adversarial == "wgan-clip":
+            with torch.no_grad():
+                for p in self.critic.parameters():
+                    p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
+        return {**logs, "d_loss": loss.detach()}
+
+    @torch.no_grad()
+    def colorize(self, L: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L: (B, 1, H, W) in [-1, 1] -> rgb (B, 3, H, W) in [0, 1]. ``generator`` draws z (default: self.rng)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        z = self.generator.sample_noise(L, generator or self.rng)
+        with runtime.autocast(self.device, self.amp_dtype):
+            ab, _ = self.generator(L, z)
+        self.generator.train(was_training)
+        return model_to_rgb(L, ab.float())

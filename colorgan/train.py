@@ -1,0 +1,235 @@
+"""The one training loop (``fit``) that every method plugs into, with checkpoints and exact resume.
+
+A method supplies a *step* (``TrainStep``): its modules and optimisers, a seeded ``torch.Generator``
+for its own randomness (noise, penalties), one update per call, and ``colorize`` for evaluation.
+``fit`` owns everything else: data order, devices, logging, progress, checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from colorgan import runtime
+from colorgan.config import RunConfig
+from colorgan.data import ImageSet, batches, steps_per_epoch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+# Fields that may differ when resuming: they change the budget or the bookkeeping, not the training.
+RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
+                     "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap"}
+
+
+class TrainStep(Protocol):
+    """What a method gives ``fit``. ``__call__`` does one full update and returns its loss terms."""
+
+    rng: torch.Generator  # the step's own randomness (noise z, GP mixing); saved in checkpoints
+
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """batch: (B, 3, H, W) uint8 RGB on the training device -> {term name: detached scalar}."""
+        ...
+
+    def colorize(self, L: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L: (B, 1, H, W) in [-1, 1] -> rgb (B, 3, H, W) in [0, 1]; ``generator`` draws any noise."""
+        ...
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the message names the step and the term."""
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    step: int  # optimiser steps completed
+    total_steps: int
+    wall_seconds: float
+    stopped_early: bool  # max_minutes ran out before total_steps
+
+
+def total_steps(cfg: RunConfig, num_images: int) -> int:
+    """cfg.num_steps, or cfg.num_epochs full passes over ``num_images``."""
+    return cfg.num_steps or cfg.num_epochs * steps_per_epoch(num_images, cfg.batch_size)
+
+
+def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
+        extra_provenance: dict[str, Any] | None = None) -> FitResult:
+    """Train ``step`` on ``train`` for cfg's budget, writing everything into ``cfg.run_dir``.
+
+    The run folder gets ``config.json``, ``provenance.json``, ``metrics.jsonl`` (one line per
+    ``log_every`` steps) and ``checkpoints/step_XXXXXXXX.pt``. With ``cfg.resume`` it continues from
+    the newest readable checkpoint, and the result equals an uninterrupted run (data order, flips,
+    noise and RNG states are all restored).
+    """
+    run_dir = Path(cfg.run_dir)
+    checkpoints = CheckpointDir(run_dir / "checkpoints", cfg.keep_checkpoints)
+    prepare_run_dir(run_dir, cfg, checkpoints)
+    start_step = 0
+    if cfg.resume and checkpoints.paths():
+        start_step = restore(checkpoints, step, cfg)
+        log.info("resumed %s at step %d", run_dir, start_step)
+    runtime.write_json(run_dir / "config.json", cfg.to_dict())
+    runtime.write_json(run_dir / "provenance.json",
+                       runtime.provenance(cfg.seed, device, **(extra_provenance or {})))
+
+    num_steps = total_steps(cfg, len(train))
+    metrics_path = run_dir / "metrics.jsonl"
+    truncate_metrics(metrics_path, start_step)
+    for module in step.modules().values():
+        module.to(device).train()
+    pin = device.type == "cuda"
+    data = batches(train.images, cfg.batch_size, cfg.seed, start_step, cfg.flip)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=num_steps, initial=start_step, disable=not cfg.progress, desc=f"train {cfg.method}",
+               dynamic_ncols=True)
+    started = tick = time.monotonic()
+    tick_step = start_step
+    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    current, stopped_early = start_step, False
+    with open(metrics_path, "a") as metrics:
+        while current < num_steps:
+            batch = next(data)
+            batch = (batch.pin_memory() if pin else batch).to(device, non_blocking=True)
+            terms = step(batch)
+            current += 1
+            bar.update(1)
+            at_checkpoint = current % cfg.checkpoint_every == 0 or current == num_steps
+            out_of_time = time.monotonic() > deadline
+            if current % cfg.log_every == 0 or at_checkpoint or out_of_time:
+                values = check_finite(terms, current)
+                now = time.monotonic()
+                line = {"step": current, **values, "sec_per_step": (now - tick) / (current - tick_step)}
+                tick, tick_step = now, current
+                metrics.write(json.dumps(line) + "\n")
+                metrics.flush()
+                bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in ("g_total", "d_loss", "loss")})
+            if at_checkpoint or out_of_time:
+                checkpoints.save(current, checkpoint_state(current, step, cfg))
+            if out_of_time and current < num_steps:
+                stopped_early = True
+                log.info("max_minutes=%s reached at step %d of %d; checkpoint saved", cfg.max_minutes, current,
+                         num_steps)
+                break
+    bar.close()
+    return FitResult(run_dir, current, num_steps, time.monotonic() - started, stopped_early)
+
+
+def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, float]:
+    """Loss terms as floats; raises ``NonFiniteLossError`` naming the step and term if any is NaN/inf."""
+    values = {name: float(value) for name, value in terms.items()}
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        raise NonFiniteLossError(f"step {step_number}: loss term(s) {bad} became non-finite "
+                                 f"({ {n: values[n] for n in bad} }); the last good checkpoint is kept")
+    return values
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, checkpoints: "CheckpointDir") -> None:
+    """Create the run folder; refuse to overwrite an existing run unless resuming; check it is writable."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"run_dir: cannot write to {run_dir} ({err}); choose a writable folder") from None
+    if checkpoints.paths() and not cfg.resume:
+        raise FileExistsError(f"run_dir: {run_dir} already holds checkpoints; pass resume=True to continue "
+                              "that run, or choose another run_dir")
+
+
+def truncate_metrics(path: Path, start_step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from, so the log has no duplicates."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= start_step]
+    runtime.atomic_write_bytes(path, lambda f: f.write("".join(line + "\n" for line in kept).encode()))
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+
+
+def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig) -> dict[str, Any]:
+    """state_dicts, RNG states and the config: plain data only, loadable with weights_only=True."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "step": step_number,
+        "config": cfg.to_dict(),
+        "modules": {name: module.state_dict() for name, module in step.modules().items()},
+        "optimizers": {name: opt.state_dict() for name, opt in step.optimizers().items()},
+        "step_rng": step.rng.get_state(),
+        "rng": runtime.rng_state(),
+    }
+
+
+def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> int:
+    """Load the newest readable checkpoint into ``step`` and the global RNGs; returns its step number."""
+    state = checkpoints.load_latest()
+    changed = {k for k, v in cfg.to_dict().items() if state["config"].get(k) != v} - RESUMABLE_CHANGES
+    if changed:
+        detail = ", ".join(f"{k}: {state['config'].get(k)!r} -> {getattr(cfg, k, None)!r}" for k in sorted(changed))
+        raise ValueError(f"resume: the config differs from the checkpoint's in {detail}; resume with the same "
+                         "settings or start a new run_dir")
+    load_weights(step, state)
+    for name, opt in step.optimizers().items():
+        opt.load_state_dict(state["optimizers"][name])
+    step.rng.set_state(state["step_rng"])
+    runtime.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def load_weights(step: TrainStep, state: dict[str, Any]) -> None:
+    """Copy a checkpoint's module weights into ``step``."""
+    for name, module in step.modules().items():
+        module.load_state_dict(state["modules"][name])
+
+
+class CheckpointDir:
+    """``step_XXXXXXXX.pt`` files, written atomically; the newest ``keep`` are kept."""
+
+    def __init__(self, folder: Path, keep: int = 2):
+        self.folder, self.keep = Path(folder), keep
+
+    def paths(self) -> list[Path]:
+        """Checkpoint files, oldest first."""
+        return sorted(self.folder.glob("step_*.pt")) if self.folder.is_dir() else []
+
+    def save(self, step_number: int, state: dict[str, Any]) -> Path:
+        path = self.folder / f"step_{step_number:08d}.pt"
+        # the previous checkpoints stay until this one is complete on disk (temp + fsync + rename)
+        runtime.atomic_write_bytes(path, lambda f: torch.save(state, f))
+        for old in self.paths()[: -self.keep]:
+            old.unlink()
+        return path
+
+    def load_latest(self) -> dict[str, Any]:
+        """The newest checkpoint that loads; a damaged one is reported and the previous one is used."""
+        errors = []
+        for path in reversed(self.paths()):
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+                    raise ValueError("not a colorgan checkpoint")
+            except Exception as err:  # truncated zip, bad pickle, foreign file: all mean "unusable"
+                errors.append(f"{path.name}: {type(err).__name__}: {err}")
+                log.warning("checkpoint %s is unreadable (%s); falling back to the previous one", path, err)
+                continue
+            return state
+        raise FileNotFoundError(f"no readable checkpoint in {self.folder}: " + "; ".join(errors or ["none found"]))
