@@ -44,7 +44,7 @@ SAMPLE_TRAIN = ("skimage:astronaut.png", "skimage:chelsea.png", "skimage:coffee.
                 "skimage:motorcycle_left.png", "skimage:hubble_deep_field.jpg", "skimage:retina.jpg",
                 "skimage:ihc.png", "matplotlib:Minduka_Present_Blue_Pack.png")
 SAMPLE_TEST = ("skimage:rocket.jpg", "matplotlib:grace_hopper.jpg")
-SAMPLE_TEST_CROPS = 8  # crops per held-out photo, plus the whole photo
+SAMPLE_TEST_CROPS = 16  # crops per held-out photo, plus the whole photo
 SAMPLE_DATA_SEED = 1234  # crops do not change with the training seed, so seeds share one test set
 
 

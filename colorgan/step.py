@@ -33,6 +33,10 @@ class ColorGANStep:
         self.rng = torch.Generator().manual_seed(cfg.seed)
         self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
 
+    def describe(self) -> dict[str, str]:
+        """Recorded in provenance.json and shown beside every result."""
+        return {"vgg_weights": self.vgg.source if self.vgg is not None else "unused (lambda_p = lambda_s = 0)"}
+
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "critic": self.critic}
 
@@ -104,3 +108,4 @@ class ColorGANStep:
             ab, _ = self.generator(L, z)
         self.generator.train(was_training)
         return model_to_rgb(L, ab.float())
+

@@ -13,14 +13,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
 
 from colorgan import runtime
 from colorgan.config import RunConfig
-from colorgan.data import ImageSet, batches, steps_per_epoch
+from colorgan.data import ImageSet, batches, load_split, split_record, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +233,48 @@ class CheckpointDir:
                 continue
             return state
         raise FileNotFoundError(f"no readable checkpoint in {self.folder}: " + "; ".join(errors or ["none found"]))
+
+
+# ------------------------------------------------------------------------------------ entry points
+
+StepFactory = Callable[[RunConfig, torch.device], TrainStep]
+
+
+def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:
+    """Seed, pick the device, load the split (saved as ``split.json``), build the step and ``fit``."""
+    runtime.seed_everything(cfg.seed)
+    device = runtime.select_device(cfg.device)
+    train_set, test_set, data_info = load_split(cfg, cache_dir)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runtime.write_json(run_dir / "split.json", split_record(train_set, test_set, data_info))
+    step = build_step(cfg, device)
+    extra = {"data": {k: v for k, v in data_info.items() if k != "skipped"},
+             "num_skipped_files": len(data_info["skipped"]), **step_provenance(step)}
+    return fit(cfg, step, train_set, device, extra)
+
+
+def step_provenance(step: TrainStep) -> dict[str, Any]:
+    """What a step wants recorded beside its numbers (e.g. which VGG weights it used)."""
+    describe = getattr(step, "describe", None)
+    return describe() if callable(describe) else {}
+
+
+def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: StepFactory,
+                 device: torch.device) -> tuple[RunConfig, TrainStep, int]:
+    """Rebuild a run's step from its ``config.json`` and newest checkpoint: (cfg, step, checkpoint step)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one with `colorgan train`")
+    params = json.loads(config_path.read_text())
+    method = params.pop("method", None)
+    if method != config_cls.method:
+        raise ValueError(f"{run_dir} holds a {method!r} run, not {config_cls.method!r}")
+    cfg = config_cls.from_params({**params, "resume": False, "progress": False})
+    step = build_step(cfg, device)
+    state = CheckpointDir(run_dir / "checkpoints").load_latest()
+    load_weights(step, state)
+    for module in step.modules().values():
+        module.to(device).eval()
+    return cfg, step, int(state["step"])

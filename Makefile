@@ -1,0 +1,33 @@
+# colorgan-repro. A fresh clone needs two commands: `make reproduce` and `make test`.
+# Both create .venv first when it is missing (Python 3.11, exact torch/torchvision pins).
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup test test-fast reproduce clean-cache
+
+setup: $(STAMP)
+
+# Re-installs when pyproject.toml (the one list of dependencies) changes.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+# Placeholder until the book pipeline lands: train on the bundled samples, then evaluate.
+reproduce: setup
+	$(PY) -m colorgan train --image-size 64 --num-steps 200 --run-dir results/smoke/runs/colorgan --resume
+	$(PY) -m colorgan evaluate results/smoke/runs/colorgan
+
+clean-cache:
+	rm -rf .cache

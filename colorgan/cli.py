@@ -1,0 +1,146 @@
+"""Command line: ``colorgan train | evaluate | colorize`` (parsing and printing only).
+
+Training flags are generated from the method's config dataclass, so there is no second list of
+options: ``colorgan train --image-size 64 --num-steps 200 --no-use-noise``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from colorgan.config import ColorGANConfig, RunConfig
+from colorgan.step import ColorGANStep
+from colorgan.train import StepFactory
+
+# method name -> (config class, step factory). Baselines register here (and only here).
+METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
+    "colorgan": (ColorGANConfig, ColorGANStep),
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig]) -> None:
+    """One ``--flag`` per dataclass field, typed and documented from the field's metadata."""
+    hints = typing.get_type_hints(config_cls)
+    group = parser.add_argument_group(f"{config_cls.__name__} fields")
+    for f in dataclasses.fields(config_cls):
+        flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, type=kind, default=None, choices=f.metadata.get("choices"),
+                               metavar=kind.__name__.upper(), help=help_text)
+
+
+def config_from_args(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
+    """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
+    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    for f in dataclasses.fields(config_cls):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            params[f.name] = value
+    return config_cls.from_params(params)
+
+
+def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorgan", description="ColorGAN reproduction suite")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a method; writes a run folder")
+    train.add_argument("--method", choices=sorted(METHODS), default="colorgan")
+    train.add_argument("--params", help="JSON object of config fields (flags override it)")
+    add_config_flags(train, METHODS[method][0])
+
+    evaluate = commands.add_parser("evaluate", help="PSNR/SSIM with 95%% intervals on a run's test split")
+    evaluate.add_argument("run_dirs", nargs="+", type=Path, help="run folder(s) written by `colorgan train`")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--diversity", type=int, default=0, metavar="K",
+                          help="also measure diversity over K >= 2 noise samples per image")
+
+    colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
+    colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
+    colorize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    colorize.add_argument("--run", type=Path, required=True, help="trained run folder")
+    colorize.add_argument("--device", default="auto")
+    colorize.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    return parser
+
+
+def run_method(run_dir: Path) -> str:
+    """The method name recorded in a run folder's config.json."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    method = json.loads(config_path.read_text()).get("method")
+    if method not in METHODS:
+        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHODS)}")
+    return method
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the method decides which config flags exist, so read it first
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method", default="colorgan", choices=sorted(METHODS))
+    known, _ = pre.parse_known_args(argv)
+    args = build_parser(known.method).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from colorgan.train import train
+
+    config_cls, build_step = METHODS[args.method]
+    cfg = config_from_args(config_cls, args)  # validated here, before any data is read
+    result = train(cfg, build_step)
+    state = "stopped at max_minutes" if result.stopped_early else "finished"
+    print(f"{cfg.method}: {state} after {result.step}/{result.total_steps} steps in {result.wall_seconds:.0f} s; "
+          f"run folder {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from colorgan.evaluate import evaluate_run, format_summary
+
+    for run_dir in args.run_dirs:
+        config_cls, build_step = METHODS[run_method(run_dir)]
+        _, summary = evaluate_run(run_dir, config_cls, build_step, args.device, args.batch_size, args.diversity)
+        record = json.loads((run_dir / "eval" / "summary.json").read_text())
+        print(f"\n{run_dir} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
+              f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']})")
+        print(format_summary(summary))
+    return 0
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    from colorgan import runtime
+    from colorgan.inference import colorize_files
+    from colorgan.train import load_trained
+
+    config_cls, build_step = METHODS[run_method(args.run)]
+    device = runtime.select_device(args.device)
+    cfg, step, _ = load_trained(args.run, config_cls, build_step, device)
+    outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed)
+    failed = [o for o in outcomes if o.error]
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"failed: {outcome.source}: {outcome.error}", file=sys.stderr)
+    print(f"colorized {len(outcomes) - len(failed)} of {len(outcomes)} file(s) into {args.output}")
+    return 1 if failed else 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize}

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from colorgan.cli import main
+from tests.conftest import write_images
+
+TINY = ["--image-size", "32", "--batch-size", "4", "--num-sample-crops", "16", "--num-steps", "3",
+        "--gen-width", "8", "--gen-max-width", "32", "--noise-channels", "4", "--noise-width", "16",
+        "--disc-width", "8", "--no-progress", "--num-bootstrap", "200"]
+
+
+def test_train_evaluate_colorize(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the image cache goes under ./.cache
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run)]) == 0
+    assert "finished after 3/3 steps" in capsys.readouterr().out
+
+    assert main(["evaluate", str(run), "--diversity", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "colorgan" in out and "grayscale (ab = 0)" in out and "vgg_weights=random(seed=0)" in out
+    per_image = pd.read_csv(run / "eval" / "per_image.csv")
+    assert set(per_image.method) == {"colorgan", "grayscale (ab = 0)"}
+    assert (per_image[per_image.method == "colorgan"].diversity > 0).all()
+
+    photos = tmp_path / "photos"
+    write_images(photos, 1, size=(70, 45))
+    Image.new("RGBA", (33, 21), (200, 30, 30, 77)).save(photos / "alpha.png")
+    (photos / "notes.jpg").write_text("not an image")
+    inputs = sorted(photos.iterdir())
+    code = main(["colorize", *map(str, inputs), "-o", str(tmp_path / "out"), "--run", str(run)])
+    captured = capsys.readouterr()
+    assert code == 1  # one file failed
+    assert captured.err.count("failed:") == 1 and "notes.jpg" in captured.err
+    color = Image.open(tmp_path / "out" / "img_000_color.png")
+    assert color.size == (70, 45)
+    alpha = Image.open(tmp_path / "out" / "alpha_color.png")
+    assert alpha.mode == "RGBA" and alpha.size == (33, 21)
+    assert (np.asarray(alpha)[..., 3] == 77).all()
+
+
+def test_bad_parameter_fails_before_work(tmp_path: Path, capsys):
+    assert main(["train", "--image-size", "60", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "image_size: 60 must be divisible by 8" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from colorgan.color import gray_rgb, lab_to_rgb, model_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model
+
+
+def random_rgb(seed: int = 0, shape=(3, 3, 17, 19)) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def to_hwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def test_rgb_to_lab_agrees_with_skimage():
+    rgb = random_rgb()
+    ours = to_hwc(rgb_to_lab(rgb))
+    theirs = skcolor.rgb2lab(to_hwc(rgb))
+    assert np.abs(ours - theirs).max() < 1e-3
+
+
+def test_lab_to_rgb_agrees_with_skimage():
+    lab = skcolor.rgb2lab(to_hwc(random_rgb(1)))
+    ours = to_hwc(lab_to_rgb(torch.from_numpy(lab).permute(0, 3, 1, 2)))
+    assert np.abs(ours - skcolor.lab2rgb(lab)).max() < 1e-3
+
+
+def test_round_trip_float32():
+    rgb = random_rgb(2).float()
+    assert (lab_to_rgb(rgb_to_lab(rgb)) - rgb).abs().max() < 1e-3
+    L, ab = rgb_to_model(rgb)
+    assert (model_to_rgb(L, ab) - rgb).abs().max() < 1e-3
+
+
+def test_normalised_ranges_cover_srgb_gamut():
+    # every corner of the RGB cube (the most saturated colours) stays inside [-1, 1]
+    corners = torch.tensor([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], dtype=torch.float32)
+    L, ab = rgb_to_model(corners.T.reshape(1, 3, 8, 1))
+    assert L.min() >= -1 and L.max() <= 1 + 1e-5
+    assert ab.abs().max() <= 1
+
+
+def test_gray_output_has_zero_chroma():
+    L, _ = normalize_lab(rgb_to_lab(random_rgb(3).float()))
+    lab = rgb_to_lab(gray_rgb(L))
+    assert lab[:, 1:].abs().max() < 0.05
+
+
+def test_gradients_are_finite_at_black_and_white():
+    rgb = torch.tensor([0.0, 1.0, 0.5, 1e-6]).view(1, 1, 2, 2).repeat(1, 3, 1, 1).requires_grad_(True)
+    L, ab = rgb_to_model(rgb)
+    (L.sum() + ab.sum() + model_to_rgb(L, ab).sum()).backward()
+    assert torch.isfinite(rgb.grad).all()
+
+
+def test_bad_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"rgb must have shape \(B, 3, H, W\)"):
+        rgb_to_lab(torch.rand(3, 8, 8))
