@@ -8,6 +8,7 @@ flags (``cli.py``) and the notebooks' parameter check, so there is one list of o
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -35,8 +36,28 @@ def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | N
     return field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max})
 
 
+class Config:
+    """What every experiment dataclass shares: building from a flat dict, copying with changes."""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Any:
+        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}")
+        return cls(**params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Config):
     """What every method's training run shares: data, optimisation budget, bookkeeping.
 
     Baselines subclass this and add their own model and loss fields.
@@ -81,21 +102,8 @@ class RunConfig:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "RunConfig":
-        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}")
-        return cls(**params)
-
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **dataclasses.asdict(self)}
-
-    def replace(self, **changes: Any) -> "RunConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,13 @@ class ColorGANConfig(RunConfig):
     beta1: float = opt(0.5, "Adam beta1 (paper: 0.5)", min=0.0, max=1.0)
     beta2: float = opt(0.999, "Adam beta2 (paper: 0.999)", min=0.0, max=1.0)
 
+    # --- speed (same maths; `colorgan bench` measures each switch, results in results/bench/) ---
+    channels_last: bool = opt(False, "NHWC memory format for the networks and their inputs")
+    compile: bool = opt(False, "torch.compile the generator, critic and VGG (the first steps pay the compile time)")
+    fused_adam: bool = opt(False, "fused Adam: one kernel updates all parameters")
+    share_vgg_targets: bool = opt(True, "compute the target's VGG features once per step for both Lp and Ls "
+                                        "(off: once per term, the bench's reference)")
+
     def __post_init__(self) -> None:
         super().__post_init__()
         factor = VGG19_LAYERS[self.vgg_layer][2]
@@ -150,6 +165,68 @@ class ColorGANConfig(RunConfig):
         if not self.use_noise and self.lambda_s > 0:
             raise ValueError("lambda_s: the noise branch is off (use_noise=False), so Ls does not exist; "
                              "set lambda_s=0")
+
+
+# `colorgan bench` variants: name -> the ColorGANConfig fields it changes from fp32 eager (the reference).
+BENCH_VARIANTS: dict[str, dict[str, Any]] = {
+    "fp32_eager": {},
+    "channels_last": {"channels_last": True},
+    "bf16": {"amp": "bf16"},
+    "compile": {"compile": True},
+    "fused_adam": {"fused_adam": True},
+    "vgg_twice": {"share_vgg_targets": False},
+    "all": {"channels_last": True, "amp": "bf16", "compile": True, "fused_adam": True},
+}
+BENCH_REFERENCE = "fp32_eager"
+
+
+@dataclass(frozen=True)
+class BenchConfig(Config):
+    """`colorgan bench`: throughput, step parts, FLOPs, MFU, memory and the input pipeline, in one run.
+
+    The model is ColorGAN with the paper's widths (change it with ``model_params``); variants run
+    round-robin, one timed step each per round, so a busy machine slows all of them alike.
+    """
+
+    image_size: int = opt(0, "training image size in pixels; 0 = 256 on CUDA (the paper's), 32 on CPU", min=0)
+    batch_size: int = opt(16, "images per training step (paper: 16)", min=1)
+    num_steps: int = opt(5, "timed steps per variant (the median counts)", min=1)
+    num_warmup: int = opt(2, "untimed steps per variant before timing (torch.compile compiles here)", min=1)
+    variants: str = opt("all", "comma-separated variants (" + ", ".join(BENCH_VARIANTS) + ") or 'all'; "
+                        f"{BENCH_REFERENCE} is always measured")
+    breakdown: bool = opt(True, "also time the generator, critic and VGG parts of the step")
+    profile: bool = opt(True, "profile the fastest variant: top operators and the share of conv/matmul time")
+    pipeline_size: int = opt(256, "image size of the input pipeline measurement (synthetic uint8 cache)", min=8)
+    pipeline_images: int = opt(512, "images in the pipeline measurement's synthetic cache", min=1)
+    pipeline_batches: int = opt(200, "batches timed in the pipeline measurement", min=1)
+    model_params: str = opt("", "JSON object of ColorGANConfig fields for the model (default: the paper's)")
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    output_dir: str = opt("results/bench", "folder for <device>.json and <device>.md")
+    tag: str = opt("", "suffix for the output file names, e.g. 'b64' for a second batch size")
+    seed: int = opt(0, "seeds the synthetic images, the models and the noise", min=0)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        unknown = [name for name in self.variant_names() if name not in BENCH_VARIANTS]
+        if unknown:
+            raise ValueError(f"variants: {unknown} unknown; choose from {list(BENCH_VARIANTS)} or 'all'")
+        if self.pipeline_images < self.batch_size:
+            raise ValueError(f"pipeline_images: {self.pipeline_images} is fewer than batch_size={self.batch_size}")
+        self.model_config(self.image_size or 256)  # a bad model_params fails here, naming the field
+
+    def variant_names(self) -> list[str]:
+        """The variants to measure, the reference first."""
+        names = list(BENCH_VARIANTS) if self.variants == "all" else [v.strip() for v in self.variants.split(",")]
+        return [BENCH_REFERENCE] + [name for name in names if name and name != BENCH_REFERENCE]
+
+    def model_config(self, image_size: int, **changes: Any) -> ColorGANConfig:
+        """The benchmarked ColorGAN at ``image_size`` with a variant's ``changes``."""
+        params = json.loads(self.model_params) if self.model_params else {}
+        if not isinstance(params, dict):
+            raise ValueError(f"model_params: expected a JSON object of ColorGANConfig fields, got {self.model_params!r}")
+        base = {"vgg_weights": "random", "progress": False, "device": self.device, "seed": self.seed, "amp": "off"}
+        return ColorGANConfig.from_params({**base, **params, "image_size": image_size,
+                                           "batch_size": self.batch_size, **changes})
 
 
 def validate_fields(cfg: Any) -> None:
