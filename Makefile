@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-fast reproduce clean-cache
+.PHONY: setup test test-fast reproduce bench clean-cache
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ test-fast: setup
 reproduce: setup
 	$(PY) -m colorgan train --image-size 64 --num-steps 200 --run-dir results/smoke/runs/colorgan --resume
 	$(PY) -m colorgan evaluate results/smoke/runs/colorgan
+
+# Speed of every variant in one run -> results/bench/<device>.{json,md}. On CPU it runs at 32x32;
+# on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"
+bench: setup
+	$(PY) -m colorgan bench $(BENCH_ARGS)
 
 clean-cache:
 	rm -rf .cache

@@ -178,6 +178,12 @@ BENCH_VARIANTS: dict[str, dict[str, Any]] = {
     "all": {"channels_last": True, "amp": "bf16", "compile": True, "fused_adam": True},
 }
 BENCH_REFERENCE = "fp32_eager"
+# Sizes for `colorgan bench` by device: the paper's workload on a GPU; on a 2-core CPU a small one, where a
+# bf16 step (no native bf16 there) or torch.compile's first step already takes minutes.
+BENCH_DEVICE_DEFAULTS = {
+    "cuda": {"image_size": 256, "batch_size": 16, "num_steps": 20, "num_warmup": 3},
+    "cpu": {"image_size": 32, "batch_size": 8, "num_steps": 3, "num_warmup": 1},
+}
 
 
 @dataclass(frozen=True)
@@ -188,10 +194,12 @@ class BenchConfig(Config):
     round-robin, one timed step each per round, so a busy machine slows all of them alike.
     """
 
-    image_size: int = opt(0, "training image size in pixels; 0 = 256 on CUDA (the paper's), 32 on CPU", min=0)
-    batch_size: int = opt(16, "images per training step (paper: 16)", min=1)
-    num_steps: int = opt(5, "timed steps per variant (the median counts)", min=1)
-    num_warmup: int = opt(2, "untimed steps per variant before timing (torch.compile compiles here)", min=1)
+    # 0 = the device's default from BENCH_DEVICE_DEFAULTS
+    image_size: int = opt(0, "training image size in pixels (0: 256 on CUDA, the paper's; 32 on CPU)", min=0)
+    batch_size: int = opt(0, "images per training step (0: 16 on CUDA, the paper's; 8 on CPU)", min=0)
+    num_steps: int = opt(0, "timed steps per variant, the median counts (0: 20 on CUDA, 3 on CPU)", min=0)
+    num_warmup: int = opt(0, "untimed steps per variant first; torch.compile compiles here (0: 3 on CUDA, 1 on CPU)",
+                          min=0)
     variants: str = opt("all", "comma-separated variants (" + ", ".join(BENCH_VARIANTS) + ") or 'all'; "
                         f"{BENCH_REFERENCE} is always measured")
     breakdown: bool = opt(True, "also time the generator, critic and VGG parts of the step")
@@ -214,6 +222,11 @@ class BenchConfig(Config):
             raise ValueError(f"pipeline_images: {self.pipeline_images} is fewer than batch_size={self.batch_size}")
         self.model_config(self.image_size or 256)  # a bad model_params fails here, naming the field
 
+    def for_device(self, device_type: str) -> "BenchConfig":
+        """A copy with every 0 ('device default') replaced from BENCH_DEVICE_DEFAULTS."""
+        defaults = BENCH_DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+        return self.replace(**{k: v for k, v in defaults.items() if getattr(self, k) == 0})
+
     def variant_names(self) -> list[str]:
         """The variants to measure, the reference first."""
         names = list(BENCH_VARIANTS) if self.variants == "all" else [v.strip() for v in self.variants.split(",")]
@@ -225,8 +238,8 @@ class BenchConfig(Config):
         if not isinstance(params, dict):
             raise ValueError(f"model_params: expected a JSON object of ColorGANConfig fields, got {self.model_params!r}")
         base = {"vgg_weights": "random", "progress": False, "device": self.device, "seed": self.seed, "amp": "off"}
-        return ColorGANConfig.from_params({**base, **params, "image_size": image_size,
-                                           "batch_size": self.batch_size, **changes})
+        batch = {"batch_size": self.batch_size} if self.batch_size else {}  # 0: not yet resolved (for_device)
+        return ColorGANConfig.from_params({**base, **params, "image_size": image_size, **batch, **changes})
 
 
 def validate_fields(cfg: Any) -> None:

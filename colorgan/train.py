@@ -126,7 +126,7 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     tick_step = start_step
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     current, stopped_early = start_step, False
-    with open(metrics_path, "a") if ctx.is_main else contextlib.nullcontext() as metrics:
+    with contextlib.closing(data), open(metrics_path, "a") if ctx.is_main else contextlib.nullcontext() as metrics:
         while current < num_steps:
             batch = next(data).to(device, non_blocking=True)
             terms = step(batch)
@@ -154,7 +154,6 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
                 log.info("max_minutes=%s reached at step %d of %d; checkpoint saved", cfg.max_minutes, current,
                          num_steps)
                 break
-    data.close()
     bar.close()
     return FitResult(run_dir, current, num_steps, time.monotonic() - started, stopped_early)
 
