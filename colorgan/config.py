@@ -8,6 +8,7 @@ flags (``cli.py``) and the notebooks' parameter check, so there is one list of o
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -36,13 +37,8 @@ def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | N
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """What every method's training run shares: data, optimisation budget, bookkeeping.
-
-    Baselines subclass this and add their own model and loss fields.
-    """
-
-    method: ClassVar[str] = "base"
+class DataConfig:
+    """Which images, at which size: the data overview notebook's config and every run's first fields."""
 
     # --- data (paper §3.1: PASCAL VOC, 15,413 train / 1,712 test, 256x256) ---
     data: str = opt("samples", "image source: bundled sample photos, a VOC2012 folder, or any image folder",
@@ -54,6 +50,39 @@ class RunConfig:
     image_size: int = opt(256, "square training and evaluation size in pixels (paper: 256)", min=8)
     max_images: int = opt(0, "use only the first N training images (0 = all); for quick runs", min=0)
     flip: bool = opt(True, "random horizontal flips during training")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if self.data in ("voc", "folder") and not self.data_root:
+            raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "DataConfig":
+        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+            detail = "; ".join(f"{k!r} (did you mean {v[0]!r}?)" if v else repr(k) for k, v in hints.items())
+            raise ValueError(f"unknown parameter(s) for {cls.__name__}: {detail}. Allowed: {sorted(names)}")
+        return cls(**params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": getattr(self, "method", "data"), **dataclasses.asdict(self)}
+
+    def replace(self, **changes: Any) -> "DataConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class RunConfig(DataConfig):
+    """What every method's training run shares: data, optimisation budget, bookkeeping.
+
+    Baselines subclass this and add their own model and loss fields.
+    """
+
+    method: ClassVar[str] = "base"
 
     # --- optimisation (paper §3.1) ---
     batch_size: int = opt(16, "images per step (paper: 16)", min=1)
@@ -75,27 +104,9 @@ class RunConfig:
     num_bootstrap: int = opt(1000, "bootstrap resamples for 95% intervals in evaluation", min=100)
 
     def __post_init__(self) -> None:
-        validate_fields(self)
-        if self.data in ("voc", "folder") and not self.data_root:
-            raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
+        super().__post_init__()
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "RunConfig":
-        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}")
-        return cls(**params)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, **dataclasses.asdict(self)}
-
-    def replace(self, **changes: Any) -> "RunConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from colorgan.config import RunConfig
+from colorgan.config import DataConfig
 from colorgan.runtime import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def sample_images(num_train_crops: int, size: int) -> tuple[ImageSet, ImageSet]:
 # -------------------------------------------------------------------------------------- top level
 
 
-def load_split(cfg: RunConfig, cache_dir: Path = Path(".cache/images")) -> tuple[ImageSet, ImageSet, dict]:
+def load_split(cfg: DataConfig, cache_dir: Path = Path(".cache/images")) -> tuple[ImageSet, ImageSet, dict]:
     """Training and test images for ``cfg.data`` at ``cfg.image_size``, plus a description of the split.
 
     Returns:

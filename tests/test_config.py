@@ -31,7 +31,7 @@ def test_invalid_values_name_the_field(changes, field):
 
 
 def test_from_params_rejects_unknown_keys():
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['lamda_s'\]"):
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) for ColorGANConfig: 'lamda_s' \(did you mean 'lambda_s'\?\)"):
         ColorGANConfig.from_params({"lamda_s": 0.0})
 
 
