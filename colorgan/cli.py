@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any, Sequence
@@ -66,6 +67,20 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     evaluate.add_argument("--diversity", type=int, default=0, metavar="K",
                           help="also measure diversity over K >= 2 noise samples per image")
 
+    reproduce = commands.add_parser("reproduce", help="run the book's notebooks for a profile and render the book")
+    reproduce.add_argument("--profile", default="smoke", help="smoke (default, offline), voc-mini or paper")
+    reproduce.add_argument("--data", default="", help="data folder for profiles that need one")
+    reproduce.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+    reproduce.add_argument("--book-only", action="store_true", help="only re-render the book")
+
+    ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
+    ablations.add_argument("--profile", default="ablation-mini", help="ablation-mini (default), smoke or paper")
+    ablations.add_argument("--data", default="", help="data folder for profiles that need one")
+    ablations.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+
+    data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
+    data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
+
     colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
     colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
     colorize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -96,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -143,4 +158,31 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize}
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from colorgan import pipeline
+
+    started = time.monotonic()
+    kind = "ablations" if args.command == "ablations" else "reproduce"
+    # every stage's parameters are validated here, before any notebook runs
+    p = pipeline.plan(args.profile, METHODS, args.data, pipeline.parse_overrides(args.params), kind=kind)
+    if getattr(args, "book_only", False):
+        html = pipeline.build_book(p)
+    else:
+        outcome = pipeline.run(p)
+        for stage, state in outcome.items():
+            print(f"  {stage:<18} {state}")
+        html = p.out_dir / "html-build" / "_build" / "html"
+    print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def cmd_data_voc(args: argparse.Namespace) -> int:
+    from colorgan.data import fetch_voc
+
+    print(f"VOC2012 JPEGImages ready at {fetch_voc(args.root)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce,
+            "ablations": cmd_reproduce,
+            "data-voc": cmd_data_voc}

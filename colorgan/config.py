@@ -7,6 +7,7 @@ flags (``cli.py``) and the notebooks' parameter check, so there is one list of o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import typing
@@ -32,12 +33,54 @@ DATA_SOURCES = ("samples", "voc", "folder")
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
         max: float | None = None) -> Any:
-    """A dataclass field with its help text and allowed values (read by validation and the CLI)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max})
+    """A dataclass field with its help text and allowed values (read by validation and the CLI).
+
+    A dict or list default is copied for each instance (dataclasses forbid shared mutable defaults).
+    """
+    metadata = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value, whether given directly or by a factory."""
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+class Params:
+    """Shared by every config dataclass: build from a flat dict, copy with changes, dump as a dict."""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Any:
+        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+            detail = "; ".join(f"{k!r} (did you mean {v[0]!r}?)" if v else repr(k) for k, v in hints.items())
+            raise ValueError(f"unknown parameter(s) for {cls.__name__}: {detail}. Allowed: {sorted(names)}")
+        return cls(**params)
+
+    @classmethod
+    def from_namespace(cls, namespace: dict[str, Any]) -> Any:
+        """Build from a notebook's variables: the parameters cell defines one variable per field."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise ValueError(f"the notebook's parameters cell lacks {missing} for {cls.__name__}")
+        return cls.from_params({n: namespace[n] for n in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": getattr(self, "method", type(self).__name__), **dataclasses.asdict(self)}
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Params):
     """Which images, at which size: the data overview notebook's config and every run's first fields."""
 
     # --- data (paper §3.1: PASCAL VOC, 15,413 train / 1,712 test, 256x256) ---
@@ -56,23 +99,6 @@ class DataConfig:
         if self.data in ("voc", "folder") and not self.data_root:
             raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "DataConfig":
-        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
-            detail = "; ".join(f"{k!r} (did you mean {v[0]!r}?)" if v else repr(k) for k, v in hints.items())
-            raise ValueError(f"unknown parameter(s) for {cls.__name__}: {detail}. Allowed: {sorted(names)}")
-        return cls(**params)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": getattr(self, "method", "data"), **dataclasses.asdict(self)}
-
-    def replace(self, **changes: Any) -> "DataConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -163,12 +189,84 @@ class ColorGANConfig(RunConfig):
                              "set lambda_s=0")
 
 
+@dataclass(frozen=True)
+class Table1Config(Params):
+    """The evaluation notebook: Table 1 and Fig. 2 from trained runs (one run folder per method)."""
+
+    run_dirs: list = opt(None, "run folders to compare (written by the training notebooks)")
+    out_dir: str = opt("results/custom", "where table1.csv/.md, fig2.png and per-image metrics go")
+    num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
+    num_diversity_samples: int = opt(5, "noise samples of ColorGAN per image (diversity column and strip)", min=0)
+    seed: int = opt(0, "seed of the noise z in evaluation and Fig. 2", min=0)
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not self.run_dirs or not all(isinstance(r, str) for r in self.run_dirs):
+            raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
+
+
+@dataclass(frozen=True)
+class ReportConfig(Params):
+    """The report page: what was run and how it differs from the paper's protocol."""
+
+    run_dirs: list = opt(None, "run folders that fed Table 1")
+    profile: str = opt("custom", "name of the profile that produced the runs (smoke, voc-mini, paper, ...)")
+    out_dir: str = opt("results/custom", "the profile's results folder")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not self.run_dirs:
+            raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
+
+
+# The ablation study's variants (issue: each a parameter override of the same config).
+ABLATION_VARIANTS = {
+    "full": {},
+    "no_adversarial": {"lambda_g": 0.0},
+    "no_perceptual": {"lambda_p": 0.0},
+    "no_l1": {"lambda_l1": 0.0},
+    "no_ls": {"lambda_s": 0.0},
+    "no_noise": {"use_noise": False, "lambda_s": 0.0},
+    "no_skips": {"use_skips": False},
+    "noise_std_0.01": {"noise_std": 0.01},
+    "noise_std_0.5": {"noise_std": 0.5},
+}
+
+
+@dataclass(frozen=True)
+class AblationConfig(Params):
+    """The ablation study: variants (ColorGANConfig overrides) x seeds on one base config."""
+
+    variants: dict = opt(ABLATION_VARIANTS, "variant name -> ColorGANConfig overrides; 'full' is the reference")
+    seeds: list = opt([0, 1, 2], "training seeds per variant (3 or more for intervals worth reading)")
+    base: dict = opt({}, "ColorGANConfig fields shared by every variant (data, size, steps, widths, ...)")
+    num_diversity_samples: int = opt(4, "noise samples per test image for the diversity metric", min=2)
+    out_dir: str = opt("results/ablations", "where runs, tables and charts go")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if "full" not in self.variants:
+            raise ValueError(f"variants: needs a 'full' variant (the reference); got {sorted(self.variants)}")
+        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
+        for name, overrides in self.variants.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"variants[{name!r}]: expected a dict of ColorGANConfig fields; got {overrides!r}")
+            try:
+                ColorGANConfig.from_params({**self.base, **overrides})
+            except ValueError as err:
+                raise ValueError(f"variants[{name!r}]: {err}") from None
+
+
 def validate_fields(cfg: Any) -> None:
     """Check every field's type, choices and range. Raises ValueError naming field, value and what is allowed."""
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         expected = hints[f.name]
+        if f.default is None and value is None:
+            continue  # checked by the class itself
         ok = (isinstance(value, bool) if expected is bool
               else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
               else isinstance(value, int) and not isinstance(value, bool) if expected is int

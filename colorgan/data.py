@@ -166,6 +166,28 @@ def folder_split(root: Path, test_fraction: float) -> tuple[list[Path], list[Pat
     return hash_split(files, int(round(len(files) * test_fraction)))
 
 
+VOC_ARCHIVE = "VOCtrainval_11-May-2012.tar"
+
+
+def fetch_voc(root: Path) -> Path:
+    """Download (where the network allows) and verify VOC2012 with torchvision's dataset code.
+
+    Offline, place the archive at ``root/VOC_ARCHIVE``: torchvision checks its MD5 and extracts it.
+    Returns the JPEGImages folder.
+    """
+    import torchvision
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        torchvision.datasets.VOCSegmentation(str(root), year="2012", image_set="trainval", download=True)
+    except Exception as err:  # URLError, HTTPError, socket errors, a checksum RuntimeError...
+        raise RuntimeError(
+            f"could not download or verify VOC2012 ({type(err).__name__}: {err}). Offline: fetch {VOC_ARCHIVE} "
+            f"(1.9 GB, from the PASCAL VOC2012 site) elsewhere, place it at {root / VOC_ARCHIVE}, and run "
+            "`make data-voc` again; torchvision checks its MD5 and extracts it") from None
+    return find_voc_images(root / "VOCdevkit")
+
+
 # ------------------------------------------------------------------------------------------- cache
 
 

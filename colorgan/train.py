@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 # Fields that may differ when resuming: they change the budget or the bookkeeping, not the training.
+# Fields that do not change what a finished run computed (so it can be reused).
+REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
+                 "keep_checkpoints"}
 RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
                      "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap"}
 
@@ -78,9 +81,10 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     run_dir = Path(cfg.run_dir)
     checkpoints = CheckpointDir(run_dir / "checkpoints", cfg.keep_checkpoints)
     prepare_run_dir(run_dir, cfg, checkpoints)
-    start_step = 0
+    start_step, previous_seconds = 0, 0.0
+    (run_dir / "finished.json").unlink(missing_ok=True)
     if cfg.resume and checkpoints.paths():
-        start_step = restore(checkpoints, step, cfg)
+        start_step, previous_seconds = restore(checkpoints, step, cfg)
         log.info("resumed %s at step %d", run_dir, start_step)
     runtime.write_json(run_dir / "config.json", cfg.to_dict())
     runtime.write_json(run_dir / "provenance.json",
@@ -120,14 +124,19 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
                 metrics.flush()
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in ("g_total", "d_loss", "loss")})
             if at_checkpoint or out_of_time:
-                checkpoints.save(current, checkpoint_state(current, step, cfg))
+                wall = previous_seconds + time.monotonic() - started
+                checkpoints.save(current, checkpoint_state(current, step, cfg, wall))
             if out_of_time and current < num_steps:
                 stopped_early = True
                 log.info("max_minutes=%s reached at step %d of %d; checkpoint saved", cfg.max_minutes, current,
                          num_steps)
                 break
     bar.close()
-    return FitResult(run_dir, current, num_steps, time.monotonic() - started, stopped_early)
+    result = FitResult(run_dir, current, num_steps, previous_seconds + time.monotonic() - started, stopped_early)
+    if not stopped_early:
+        runtime.write_json(run_dir / "finished.json", {"step": current, "total_steps": num_steps,
+                                                       "wall_seconds": result.wall_seconds})
+    return result
 
 
 def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, float]:
@@ -166,11 +175,13 @@ def truncate_metrics(path: Path, start_step: int) -> None:
 # ------------------------------------------------------------------------------------ checkpoints
 
 
-def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig) -> dict[str, Any]:
+def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig, wall_seconds: float = 0.0
+                     ) -> dict[str, Any]:
     """state_dicts, RNG states and the config: plain data only, loadable with weights_only=True."""
     return {
         "format": CHECKPOINT_FORMAT,
         "step": step_number,
+        "wall_seconds": wall_seconds,  # training time summed over all sessions of this run
         "config": cfg.to_dict(),
         "modules": {name: module.state_dict() for name, module in step.modules().items()},
         "optimizers": {name: opt.state_dict() for name, opt in step.optimizers().items()},
@@ -179,8 +190,8 @@ def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig) -> dict[
     }
 
 
-def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> int:
-    """Load the newest readable checkpoint into ``step`` and the global RNGs; returns its step number."""
+def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> tuple[int, float]:
+    """Load the newest readable checkpoint into ``step`` and the global RNGs: (step number, wall seconds so far)."""
     state = checkpoints.load_latest()
     changed = {k for k, v in cfg.to_dict().items() if state["config"].get(k) != v} - RESUMABLE_CHANGES
     if changed:
@@ -192,7 +203,7 @@ def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> in
         opt.load_state_dict(state["optimizers"][name])
     step.rng.set_state(state["step_rng"])
     runtime.set_rng_state(state["rng"])
-    return int(state["step"])
+    return int(state["step"]), float(state.get("wall_seconds", 0.0))
 
 
 def load_weights(step: TrainStep, state: dict[str, Any]) -> None:
@@ -252,6 +263,25 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
     extra = {"data": {k: v for k, v in data_info.items() if k != "skipped"},
              "num_skipped_files": len(data_info["skipped"]), **step_provenance(step)}
     return fit(cfg, step, train_set, device, extra)
+
+
+def train_or_reuse(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:
+    """``train``, unless ``cfg.run_dir`` already holds this config's finished run.
+
+    A finished run (``finished.json`` beside the same config) is reused as is; a partial one (crash,
+    max_minutes) is resumed; anything else starts fresh. This is what makes pipeline stages cheap
+    to re-run and safe to interrupt.
+    """
+    run_dir = Path(cfg.run_dir)
+    finished, config_path = run_dir / "finished.json", run_dir / "config.json"
+    if finished.is_file() and config_path.is_file():
+        saved, current = json.loads(config_path.read_text()), cfg.to_dict()
+        if all(saved.get(k) == v for k, v in current.items() if k not in REUSE_IGNORES):
+            record = json.loads(finished.read_text())
+            log.info("reusing finished run %s (step %d)", run_dir, record["step"])
+            return FitResult(run_dir, record["step"], record["total_steps"], record["wall_seconds"], False)
+    resume = bool(CheckpointDir(run_dir / "checkpoints").paths())
+    return train(cfg.replace(resume=resume), build_step, cache_dir)
 
 
 def step_provenance(step: TrainStep) -> dict[str, Any]:
