@@ -166,6 +166,8 @@ def ablation_chart(table: pd.DataFrame) -> "plt.Figure":
     """One panel per metric: the mean over seeds per variant with its 95% interval as error bars."""
     import matplotlib.pyplot as plt
 
+    from colorgan.report import finish
+
     metrics = list(dict.fromkeys(table.metric))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -177,8 +179,7 @@ def ablation_chart(table: pd.DataFrame) -> "plt.Figure":
         arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
         ax.set_title(f"{metric} ({arrow} better)", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def diversity_strips(cfg: AblationConfig, image_index: int = 0, seed: int = 0) -> "plt.Figure":
@@ -189,6 +190,7 @@ def diversity_strips(cfg: AblationConfig, image_index: int = 0, seed: int = 0) -
     from colorgan import runtime
     from colorgan.color import rgb_to_model, uint8_to_float
     from colorgan.data import load_split
+    from colorgan.report import finish
     from colorgan.train import load_trained
 
     configs = {name: c for (name, s), c in variant_configs(cfg).items() if s == cfg.seeds[0]}
@@ -209,5 +211,4 @@ def diversity_strips(cfg: AblationConfig, image_index: int = 0, seed: int = 0) -
             axes[row, col].set_xticks([])
             axes[row, col].set_yticks([])
         axes[row, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-    fig.tight_layout()
-    return fig
+    return finish(fig)

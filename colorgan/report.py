@@ -12,21 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")  # headless: the book is rendered on machines without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from colorgan import runtime  # noqa: E402
-from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float  # noqa: E402
-from colorgan.config import DataConfig, RunConfig  # noqa: E402
-from colorgan.data import ImageSet, load_split  # noqa: E402
-from colorgan.evaluate import evaluate_or_reuse  # noqa: E402
-from colorgan.metrics import GRAYSCALE, bootstrap_ci  # noqa: E402
-from colorgan.train import StepFactory, load_trained  # noqa: E402
+from colorgan import runtime
+from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
+from colorgan.config import DataConfig, RunConfig
+from colorgan.data import ImageSet, load_split
+from colorgan.evaluate import evaluate_or_reuse
+from colorgan.metrics import GRAYSCALE, bootstrap_ci
+from colorgan.train import StepFactory, load_trained
 
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 
@@ -213,8 +210,7 @@ def figure2(run_dirs: list[str], methods: Methods, num_images: int = 4, num_dive
             ax.imshow(_to_hwc(sample[0]))
             ax.set_title(f"ColorGAN, z #{k + 1}", fontsize=8)
     fig.suptitle("Test images (" + ", ".join(test.names[i] for i in picks) + ")", fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def training_curves(run_dir: Path | str) -> plt.Figure:
@@ -232,8 +228,7 @@ def training_curves(run_dir: Path | str) -> plt.Figure:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def data_overview(cfg: DataConfig, num_examples: int = 8) -> tuple[pd.DataFrame, plt.Figure, plt.Figure]:
@@ -247,9 +242,7 @@ def data_overview(cfg: DataConfig, num_examples: int = 8) -> tuple[pd.DataFrame,
         ax.imshow(train.images[i].transpose(1, 2, 0))
         ax.set_title(train.names[i][:18], fontsize=6)
         ax.axis("off")
-    grid.tight_layout()
-    stats = _colour_statistics(train, test)
-    return counts, grid, stats
+    return counts, finish(grid), _colour_statistics(train, test)
 
 
 def _colour_statistics(train: ImageSet, test: ImageSet, max_images: int = 256) -> plt.Figure:
@@ -269,8 +262,7 @@ def _colour_statistics(train: ImageSet, test: ImageSet, max_images: int = 256) -
     axes[2].set(title="chroma sqrt(a*²+b*²)", xlabel="chroma")
     axes[0].legend(fontsize=7)
     axes[2].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def run_report(run_dirs: list[str]) -> pd.DataFrame:
@@ -311,6 +303,13 @@ def stage_times(out_dir: Path | str) -> pd.DataFrame:
     path = Path(out_dir) / "stages.json"
     state = json.loads(path.read_text()) if path.is_file() else {}
     return pd.DataFrame([{"stage": name, "seconds": record["seconds"]} for name, record in state.items()])
+
+
+def finish(fig: plt.Figure) -> plt.Figure:
+    """Lay out and detach a figure from pyplot: notebooks then show it once, as the value they return."""
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def _spread(n: int, k: int) -> list[int]:
