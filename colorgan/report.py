@@ -59,10 +59,10 @@ def protocol_differences(config: dict[str, Any], vgg_source: str | None = None) 
     """How a run's config differs from the paper's protocol, one readable line per difference."""
     lines = []
     for field, (paper_value, paper_text) in PAPER_PROTOCOL.items():
+        if field not in config:
+            continue  # e.g. the data overview has no training budget
         value = config.get(field)
         if field == "vgg_weights":
-            if "vgg_weights" not in config:
-                continue
             value = vgg_source or value
             if value != "imagenet":
                 lines.append(f"vgg_weights={value} (paper: {paper_text})")
