@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from colorgan.config import ColorGANConfig, RunConfig
 from colorgan.step import ColorGANStep
-from colorgan.train import StepFactory
+from colorgan.train import NonFiniteLossError, StepFactory
 
 # method name -> (config class, step factory). Baselines register here (and only here).
 METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
@@ -42,7 +42,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig
 
 def config_from_args(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
     """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
-    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    try:
+        params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params: not valid JSON ({err}); give an object such as '{{\"num_steps\": 5}}'") from None
     for f in dataclasses.fields(config_cls):
         value = getattr(args, f.name, None)
         if value is not None:
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, NonFiniteLossError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -133,7 +136,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     config_cls, build_step = METHODS[run_method(args.run)]
     device = runtime.select_device(args.device)
-    cfg, step, _ = load_trained(args.run, config_cls, build_step, device)
+    cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
     outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed)
     failed = [o for o in outcomes if o.error]
     for outcome in outcomes:
