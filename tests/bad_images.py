@@ -133,12 +133,13 @@ def evil_pickle(path: Path, marker: Path) -> None:
     """A .pt/.pth file whose unpickling would run ``os.system`` and create ``marker``."""
     import os
     import pickle
+    import shlex
+
+    import torch
 
     class Payload:
         def __reduce__(self):
-            return os.system, (f"touch {marker}",)
-
-    import torch
+            return os.system, (f"touch {shlex.quote(str(marker))}",)
 
     # torch.save's zip container with the payload as its pickle: torch.load(weights_only=False) would run it
     torch.save({"state": Payload()}, path, pickle_module=pickle)

@@ -22,6 +22,7 @@ from colorgan.data import sample_images
 from colorgan.step import ColorGANStep
 from colorgan.train import CHECKPOINT_FORMAT, CheckpointDir, NonFiniteLossError, fit, train, truncate_metrics
 from tests.bad_images import evil_pickle
+from tests.test_cli import TINY
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")
@@ -168,9 +169,7 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_the_last_good_checkp
 def test_non_finite_loss_through_the_cli_is_one_error_line(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(main.__globals__["METHODS"], "colorgan", (type(fast_config(tmp_path)), PoisonedStep))
-    code = main(["train", "--image-size", "32", "--batch-size", "4", "--num-sample-crops", "16", "--num-steps", "4",
-                 "--gen-width", "8", "--gen-max-width", "32", "--noise-channels", "4", "--noise-width", "16",
-                 "--disc-width", "8", "--lambda-p", "0", "--lambda-s", "0", "--log-every", "1", "--no-progress",
+    code = main(["train", *TINY, "--num-steps", "4", "--lambda-p", "0", "--lambda-s", "0", "--log-every", "1",
                  "--run-dir", str(tmp_path / "run")])
     assert code == 2
     assert "error: step 3: loss term(s)" in capsys.readouterr().err
