@@ -43,7 +43,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig
 
 def config_from_args(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
     """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
-    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    try:
+        params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params: not valid JSON ({err}); give an object such as '{{\"num_steps\": 5}}'") from None
     for f in dataclasses.fields(config_cls):
         value = getattr(args, f.name, None)
         if value is not None:
@@ -148,7 +151,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     config_cls, build_step = METHODS[run_method(args.run)]
     device = runtime.select_device(args.device)
-    cfg, step, _ = load_trained(args.run, config_cls, build_step, device)
+    cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
     outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed)
     failed = [o for o in outcomes if o.error]
     for outcome in outcomes:

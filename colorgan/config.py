@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 # VGG19 ``features`` layer names -> (index of the ReLU in torchvision's vgg19().features,
@@ -54,6 +56,8 @@ class Params:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Any:
         """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
+        if not isinstance(params, dict):
+            raise ValueError(f"parameters for {cls.__name__} must be a dict of field values, got {type(params).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(params) - names)
         if unknown:
@@ -98,6 +102,9 @@ class DataConfig(Params):
         validate_fields(self)
         if self.data in ("voc", "folder") and not self.data_root:
             raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
+        if self.data in ("voc", "folder") and not Path(self.data_root).expanduser().is_dir():
+            raise ValueError(f"data_root: {self.data_root!r} is not an existing folder; data={self.data!r} reads "
+                             "its images from there (give the folder's path, or use data='samples')")
 
 
 
@@ -131,6 +138,8 @@ class RunConfig(DataConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.run_dir.strip():
+            raise ValueError("run_dir: '' is not allowed; give the folder for this run's results")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
 
@@ -184,6 +193,9 @@ class ColorGANConfig(RunConfig):
         if max(self.lambda_g, self.lambda_p, self.lambda_l1, self.lambda_s) == 0:
             raise ValueError("lambda_g, lambda_p, lambda_l1, lambda_s: all four are 0, so eq. 1 is empty; "
                              "give at least one a positive weight")
+        if self.vgg_weights not in ("imagenet", "random") and not Path(self.vgg_weights).expanduser().is_file():
+            raise ValueError(f"vgg_weights: {self.vgg_weights!r} is not allowed; use 'imagenet', 'random', or "
+                             "the path of an existing state_dict file (.pth)")
         if not self.use_noise and self.lambda_s > 0:
             raise ValueError("lambda_s: the noise branch is off (use_noise=False), so Ls does not exist; "
                              "set lambda_s=0")
@@ -273,6 +285,8 @@ def validate_fields(cfg: Any) -> None:
               else isinstance(value, expected))
         if not ok:
             raise ValueError(f"{f.name}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
+        if expected is float and not math.isfinite(value):  # NaN would pass every range check below
+            raise ValueError(f"{f.name}: {value!r} is not allowed; give a finite number")
         meta = f.metadata
         if meta.get("choices") and value not in meta["choices"]:
             raise ValueError(f"{f.name}: {value!r} is not allowed; choose one of {list(meta['choices'])}")
