@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup browser test test-fast reproduce book ablations data-voc clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations bench data-voc clean-cache
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ ablations: setup
 # PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
 data-voc: setup
 	$(PY) -m colorgan data-voc --root data
+
+# Speed of every variant in one run -> results/bench/<device>.{json,md}. On CPU it runs at 32x32;
+# on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"
+bench: setup
+	$(PY) -m colorgan bench $(BENCH_ARGS)
 
 clean-cache:
 	rm -rf .cache

@@ -1,7 +1,8 @@
-"""Command line: ``colorgan train | evaluate | colorize`` (parsing and printing only).
+"""Command line: ``colorgan train | evaluate | colorize | bench`` (parsing and printing only).
 
 Training flags are generated from the method's config dataclass, so there is no second list of
-options: ``colorgan train --image-size 64 --num-steps 200 --no-use-noise``.
+options: ``colorgan train --image-size 64 --num-steps 200 --no-use-noise``. Under
+``torchrun --nproc_per_node=N -m colorgan train ...`` training runs data-parallel on N ranks.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from colorgan.config import ColorGANConfig, RunConfig
+from colorgan import distributed
+from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import StepFactory
 
@@ -26,7 +29,7 @@ METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
 }
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig]) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Params]) -> None:
     """One ``--flag`` per dataclass field, typed and documented from the field's metadata."""
     hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"{config_cls.__name__} fields")
@@ -41,7 +44,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig
                                metavar=kind.__name__.upper(), help=help_text)
 
 
-def config_from_args(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
+def config_from_args(config_cls: type[Params], args: argparse.Namespace) -> Params:
     """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
     try:
         params: dict[str, Any] = json.loads(args.params) if args.params else {}
@@ -90,6 +93,11 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     colorize.add_argument("--run", type=Path, required=True, help="trained run folder")
     colorize.add_argument("--device", default="auto")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+
+    bench = commands.add_parser("bench", help="speed of training, inference and the input pipeline; "
+                                "writes results/bench/<device>.json and .md")
+    bench.add_argument("--params", help="JSON object of BenchConfig fields (flags override it)")
+    add_config_flags(bench, BenchConfig)
     return parser
 
 
@@ -111,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre.add_argument("--method", default="colorgan", choices=sorted(METHODS))
     known, _ = pre.parse_known_args(argv)
     args = build_parser(known.method).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ctx = distributed.from_environment(os.environ)
+    # under torchrun the other ranks only report problems
+    logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
+                        format=f"%(levelname)s {f'[rank {ctx.rank}] ' if ctx.enabled else ''}%(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
@@ -124,10 +135,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config_cls, build_step = METHODS[args.method]
     cfg = config_from_args(config_cls, args)  # validated here, before any data is read
-    result = train(cfg, build_step)
+    ctx = distributed.from_environment(os.environ)
+    result = train(cfg, build_step, ctx=ctx)
     state = "stopped at max_minutes" if result.stopped_early else "finished"
-    print(f"{cfg.method}: {state} after {result.step}/{result.total_steps} steps in {result.wall_seconds:.0f} s; "
-          f"run folder {result.run_dir}")
+    if ctx.is_main:
+        ranks = f" on {ctx.world_size} ranks" if ctx.enabled else ""
+        print(f"{cfg.method}: {state} after {result.step}/{result.total_steps} steps{ranks} in "
+              f"{result.wall_seconds:.0f} s; run folder {result.run_dir}")
     return 0
 
 
@@ -186,6 +200,17 @@ def cmd_data_voc(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce,
+def cmd_bench(args: argparse.Namespace) -> int:
+    from colorgan.bench import format_markdown, run_bench, write_report
+
+    cfg = config_from_args(BenchConfig, args)
+    record = run_bench(cfg)
+    json_path, md_path = write_report(record, cfg)
+    print(format_markdown(record))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
             "data-voc": cmd_data_voc}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -184,6 +185,13 @@ class ColorGANConfig(RunConfig):
     beta1: float = opt(0.5, "Adam beta1 (paper: 0.5)", min=0.0, max=1.0)
     beta2: float = opt(0.999, "Adam beta2 (paper: 0.999)", min=0.0, max=1.0)
 
+    # --- speed (same maths; `colorgan bench` measures each switch, results in results/bench/) ---
+    channels_last: bool = opt(False, "NHWC memory format for the networks and their inputs")
+    compile: bool = opt(False, "torch.compile the generator, critic and VGG (the first steps pay the compile time)")
+    fused_adam: bool = opt(True, "fused Adam: one kernel updates all parameters (CPU bench: 1.2x per step)")
+    share_vgg_targets: bool = opt(True, "compute the target's VGG features once per step for both Lp and Ls "
+                                        "(off: once per term, the bench's reference)")
+
     def __post_init__(self) -> None:
         super().__post_init__()
         factor = VGG19_LAYERS[self.vgg_layer][2]
@@ -230,6 +238,83 @@ class ReportConfig(Params):
         validate_fields(self)
         if not self.run_dirs:
             raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
+
+
+# `colorgan bench` variants: name -> the ColorGANConfig fields it changes from fp32 eager (the reference:
+# no speed switch on, whatever ColorGANConfig's defaults are).
+BENCH_VARIANTS: dict[str, dict[str, Any]] = {
+    "fp32_eager": {},
+    "channels_last": {"channels_last": True},
+    "bf16": {"amp": "bf16"},
+    "compile": {"compile": True},
+    "fused_adam": {"fused_adam": True},
+    "vgg_twice": {"share_vgg_targets": False},
+    "all": {"channels_last": True, "amp": "bf16", "compile": True, "fused_adam": True},
+}
+BENCH_REFERENCE = "fp32_eager"
+# Sizes for `colorgan bench` by device: the paper's workload on a GPU; on a 2-core CPU a small one, where a
+# bf16 step (no native bf16 there) or torch.compile's first step already takes minutes.
+BENCH_DEVICE_DEFAULTS = {
+    "cuda": {"image_size": 256, "batch_size": 16, "num_steps": 20, "num_warmup": 3},
+    "cpu": {"image_size": 32, "batch_size": 8, "num_steps": 3, "num_warmup": 1},
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig(Params):
+    """`colorgan bench`: throughput, step parts, FLOPs, MFU, memory and the input pipeline, in one run.
+
+    The model is ColorGAN with the paper's widths (change it with ``model_params``); variants run
+    round-robin, one timed step each per round, so a busy machine slows all of them alike.
+    """
+
+    # 0 = the device's default from BENCH_DEVICE_DEFAULTS
+    image_size: int = opt(0, "training image size in pixels (0: 256 on CUDA, the paper's; 32 on CPU)", min=0)
+    batch_size: int = opt(0, "images per training step (0: 16 on CUDA, the paper's; 8 on CPU)", min=0)
+    num_steps: int = opt(0, "timed steps per variant, the median counts (0: 20 on CUDA, 3 on CPU)", min=0)
+    num_warmup: int = opt(0, "untimed steps per variant first; torch.compile compiles here (0: 3 on CUDA, 1 on CPU)",
+                          min=0)
+    variants: str = opt("all", "comma-separated variants (" + ", ".join(BENCH_VARIANTS) + ") or 'all'; "
+                        f"{BENCH_REFERENCE} is always measured")
+    breakdown: bool = opt(True, "also time the generator, critic and VGG parts of the step")
+    profile: bool = opt(True, "profile the fastest variant: top operators and the share of conv/matmul time")
+    pipeline_size: int = opt(256, "image size of the input pipeline measurement (synthetic uint8 cache)", min=8)
+    pipeline_images: int = opt(512, "images in the pipeline measurement's synthetic cache", min=1)
+    pipeline_batches: int = opt(200, "batches timed in the pipeline measurement", min=1)
+    model_params: str = opt("", "JSON object of ColorGANConfig fields for the model (default: the paper's)")
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    output_dir: str = opt("results/bench", "folder for <device>.json and <device>.md")
+    tag: str = opt("", "suffix for the output file names, e.g. 'b64' for a second batch size")
+    seed: int = opt(0, "seeds the synthetic images, the models and the noise", min=0)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        unknown = [name for name in self.variant_names() if name not in BENCH_VARIANTS]
+        if unknown:
+            raise ValueError(f"variants: {unknown} unknown; choose from {list(BENCH_VARIANTS)} or 'all'")
+        if self.pipeline_images < self.batch_size:
+            raise ValueError(f"pipeline_images: {self.pipeline_images} is fewer than batch_size={self.batch_size}")
+        self.model_config(self.image_size or 256)  # a bad model_params fails here, naming the field
+
+    def for_device(self, device_type: str) -> "BenchConfig":
+        """A copy with every 0 ('device default') replaced from BENCH_DEVICE_DEFAULTS."""
+        defaults = BENCH_DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
+        return self.replace(**{k: v for k, v in defaults.items() if getattr(self, k) == 0})
+
+    def variant_names(self) -> list[str]:
+        """The variants to measure, the reference first."""
+        names = list(BENCH_VARIANTS) if self.variants == "all" else [v.strip() for v in self.variants.split(",")]
+        return [BENCH_REFERENCE] + [name for name in names if name and name != BENCH_REFERENCE]
+
+    def model_config(self, image_size: int, **changes: Any) -> ColorGANConfig:
+        """The benchmarked ColorGAN at ``image_size`` with a variant's ``changes``."""
+        params = json.loads(self.model_params) if self.model_params else {}
+        if not isinstance(params, dict):
+            raise ValueError(f"model_params: expected a JSON object of ColorGANConfig fields, got {self.model_params!r}")
+        base = {"vgg_weights": "random", "progress": False, "device": self.device, "seed": self.seed, "amp": "off",
+                "channels_last": False, "compile": False, "fused_adam": False, "share_vgg_targets": True}
+        batch = {"batch_size": self.batch_size} if self.batch_size else {}  # 0: not yet resolved (for_device)
+        return ColorGANConfig.from_params({**base, **params, "image_size": image_size, **batch, **changes})
 
 
 # The ablation study's variants (issue: each a parameter override of the same config).

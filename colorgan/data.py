@@ -19,11 +19,13 @@ import json
 import logging
 import math
 import os
+import queue
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 VOC_NUM_IMAGES = 17125  # VOC2012 JPEGImages (paper §3.1)
 VOC_NUM_TEST = 1712  # paper §3.1: 15,413 train / 1,712 test
+T = TypeVar("T")
+_END = object()  # prefetch: the wrapped iterator is exhausted
 MAX_PIXELS = 100_000_000  # refuse larger declared sizes (decompression bombs) before decoding
 WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL modes of 16/32-bit grayscale files
 
@@ -359,28 +363,82 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
     return num_images // batch_size
 
 
-def batches(images: np.ndarray, batch_size: int, seed: int, start_step: int = 0,
-            flip: bool = True) -> Iterator[torch.Tensor]:
+def batches(images: np.ndarray, batch_size: int, seed: int, start_step: int = 0, flip: bool = True, *,
+            rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> Iterator[torch.Tensor]:
     """Endless seeded batches, starting at ``start_step``.
 
     Epoch e uses a permutation drawn from a generator seeded with (seed, e); flips come from the same
     generator. So batch k is the same whether the run started at 0 or resumed at k.
 
-    Yields: (B, 3, S, S) uint8 tensors.
+    With ``world_size`` > 1 every rank draws the same global batch of ``batch_size`` images and keeps
+    rows [rank·b, (rank+1)·b), b = batch_size / world_size: the ranks' slices, concatenated in rank
+    order, are exactly one process's batch.
+
+    Args:
+        pin_memory: build each batch in page-locked memory (CUDA only), ready for a non_blocking copy.
+    Yields: (b, 3, S, S) uint8 tensors.
     """
+    if batch_size % world_size:
+        raise ValueError(f"batch_size: {batch_size} is not divisible by the {world_size} processes; "
+                         "the global batch is split evenly across them")
+    local = batch_size // world_size
     per_epoch = steps_per_epoch(len(images), batch_size)
     epoch, offset = divmod(start_step, per_epoch)
     while True:
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(images), generator=gen)
-        flips = torch.rand(len(images), generator=gen) < 0.5
+        flips = (torch.rand(len(images), generator=gen) < 0.5).tolist()
         for k in range(offset, per_epoch):
-            idx = order[k * batch_size:(k + 1) * batch_size]
             # sorted reads are sequential on a memmap; the batch's order does not matter to the loss
-            sorted_idx, _ = idx.sort()
-            batch = torch.from_numpy(np.ascontiguousarray(images[sorted_idx.numpy()]))
-            if flip:
-                mask = flips[sorted_idx]
-                batch[mask] = batch[mask].flip(-1)
+            idx = order[k * batch_size:(k + 1) * batch_size].sort().values[rank * local:(rank + 1) * local]
+            batch = torch.empty((local, *images.shape[1:]), dtype=torch.uint8, pin_memory=pin_memory)
+            rows = batch.numpy()
+            for row, i in enumerate(idx.tolist()):
+                # mirrored while copied: one pass per image, ~20x faster than a masked flip afterwards
+                # (measured by `colorgan bench`, pipeline)
+                rows[row] = images[i, :, :, ::-1] if flip and flips[i] else images[i]
             yield batch
         epoch, offset = epoch + 1, 0
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield from ``items`` while a background thread stays up to ``depth`` items ahead.
+
+    For the CUDA path: image copies release the GIL, so the next batches are gathered and pinned
+    while the main thread launches the current step. Errors in ``items`` are raised here; closing
+    this generator stops the thread.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            put((None, err))
+
+    worker = threading.Thread(target=produce, name="colorgan-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = ready.get()
+            if err is not None:
+                raise err
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)

@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from colorgan import runtime
+
 LOSS_WEIGHTS = {"adversarial": "lambda_g", "perceptual": "lambda_p", "l1": "lambda_l1", "feature": "lambda_s"}
 
 
@@ -49,13 +51,16 @@ def critic_loss(critic_real: torch.Tensor, critic_fake: torch.Tensor) -> torch.T
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], L: torch.Tensor,
-                     ab_real: torch.Tensor, ab_fake: torch.Tensor, generator: torch.Generator | None = None
-                     ) -> torch.Tensor:
+                     ab_real: torch.Tensor, ab_fake: torch.Tensor, generator: torch.Generator | None = None,
+                     shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """WGAN-GP penalty E[(||∇_ab D(L, x̂)||_2 - 1)²] at x̂ = u·ab_real + (1-u)·ab_fake, u ~ U(0, 1) per sample.
 
     The gradient is taken w.r.t. ab only (L is the condition, as in ChromaGAN's official code).
+    ``shard`` = (rank, world_size): u is drawn for the global batch and this rank's rows are used.
     """
-    u = torch.rand(ab_real.shape[0], 1, 1, 1, generator=generator).to(ab_real)
+    rank, world_size = shard
+    u = torch.rand(ab_real.shape[0] * world_size, 1, 1, 1, generator=generator)
+    u = runtime.to_device(runtime.rows_of_rank(u, rank, world_size), ab_real.device).to(ab_real.dtype)
     mixed = (u * ab_real + (1 - u) * ab_fake.detach()).requires_grad_(True)
     scores = critic(L, mixed)
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)

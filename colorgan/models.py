@@ -251,14 +251,21 @@ class ColorGANGenerator(nn.Module):
                           if cfg.use_noise else None)
         self.decoder = Decoder(widths, latent_channels, cfg.norm, cfg.use_skips)
 
-    def sample_noise(self, L: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """z ~ N(0, noise_std²) of shape (B, C_z, H/f, W/f); None when the noise branch is off."""
+    def sample_noise(self, L: torch.Tensor, generator: torch.Generator | None = None,
+                     shard: tuple[int, int] = (0, 1)) -> torch.Tensor | None:
+        """z ~ N(0, noise_std²) of shape (B, C_z, H/f, W/f); None when the noise branch is off.
+
+        ``shard`` = (rank, world_size): z is drawn for the global batch (world_size·B rows) and this
+        rank's rows are returned, so data-parallel ranks see the z of one process.
+        """
         if self.noise_net is None:
             return None
         B, _, H, W = L.shape
-        shape = (B, self.noise_channels, H // self.factor, W // self.factor)
+        rank, world_size = shard
+        shape = (B * world_size, self.noise_channels, H // self.factor, W // self.factor)
         # drawn on the CPU generator then moved: the same seed gives the same z on every device
-        return (torch.randn(shape, generator=generator) * self.noise_std).to(L.device)
+        z = runtime.rows_of_rank(torch.randn(shape, generator=generator), rank, world_size) * self.noise_std
+        return runtime.to_device(z, L.device)
 
     def forward(self, L: torch.Tensor, z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """L: (B, 1, H, W) in [-1, 1]; z: noise map or None.

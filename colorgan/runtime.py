@@ -53,6 +53,25 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a CPU tensor to ``device``. On CUDA via page-locked memory and ``non_blocking``: a copy
+    from pageable memory makes the host wait for all queued GPU work, which stalls the next step's
+    kernel launches."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def rows_of_rank(draw: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's rows of a tensor drawn for the global batch: (world_size·b, ...) -> (b, ...).
+
+    Random draws (noise z, penalty mixing) are made for the whole global batch on every rank, from
+    generators in the same state, so N ranks together use the same numbers as one process.
+    """
+    local = draw.shape[0] // world_size
+    return draw[rank * local:(rank + 1) * local]
+
+
 def rng_state() -> dict[str, Any]:
     """Global RNG states as plain types and tensors (loadable with ``torch.load(weights_only=True)``)."""
     np_state = np.random.get_state()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
-from colorgan import losses, runtime
+from colorgan import distributed, losses, runtime
 from colorgan.color import model_to_rgb, rgb_to_model, uint8_to_float
 from colorgan.config import ColorGANConfig
 from colorgan.models import VGGFeatures, build_colorgan, build_vgg19_features
@@ -16,22 +18,45 @@ class ColorGANStep:
 
     Order per batch (pix2pix style): generator forward once; critic update(s) on the detached fake;
     then the generator update against the updated critic. Target VGG features are computed once and
-    shared by Lp and Ls.
+    shared by Lp and Ls (``share_vgg_targets``).
+
+    Training forwards go through ``generator_forward``, ``critic_forward`` and ``vgg_forward``: the
+    modules themselves, or their DDP and/or ``torch.compile`` wrappers. ``modules()`` always returns
+    the plain modules, so checkpoints never depend on how a run was sped up.
     """
 
     def __init__(self, cfg: ColorGANConfig, device: torch.device, vgg: VGGFeatures | None = None):
         self.cfg, self.device = cfg, device
         self.generator, self.critic = build_colorgan(cfg)
-        self.generator.to(device)
-        self.critic.to(device)
         self.weights = {name: getattr(cfg, attr) for name, attr in losses.LOSS_WEIGHTS.items()}
         needs_vgg = self.weights["perceptual"] > 0 or self.weights["feature"] > 0
-        self.vgg = (vgg or build_vgg19_features(cfg.vgg_weights, cfg.vgg_layer, cfg.seed)).to(device) \
-            if needs_vgg else None
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.vgg = (vgg or build_vgg19_features(cfg.vgg_weights, cfg.vgg_layer, cfg.seed)) if needs_vgg else None
+        # NHWC lets cuDNN / oneDNN use their channels-last convolution kernels (weights and inputs alike)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        for module in (self.generator, self.critic, self.vgg):
+            if module is not None:
+                module.to(device, memory_format=self.memory_format)
+        adam = {"betas": (cfg.beta1, cfg.beta2), "fused": cfg.fused_adam}
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, **adam)
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_d, **adam)
         self.rng = torch.Generator().manual_seed(cfg.seed)
         self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
+        self.shard = (0, 1)  # (rank, world size): which rows of the global batch's random draws are ours
+        self._build_forwards(lambda module: module)
+
+    def _build_forwards(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        # wrap (DDP) before compiling: torch's recommended order, so compiled graphs split at DDP's buckets
+        def prepare(module: nn.Module) -> Callable:
+            return torch.compile(module) if self.cfg.compile else module
+
+        self.generator_forward = prepare(wrap(self.generator))
+        self.critic_forward = prepare(wrap(self.critic))
+        self.vgg_forward = prepare(self.vgg) if self.vgg is not None else None  # frozen: nothing to synchronise
+
+    def distribute(self, ctx: distributed.Context) -> None:
+        """Train as one of ``ctx.world_size`` data-parallel ranks (called by ``fit`` under torchrun)."""
+        self.shard = (ctx.rank, ctx.world_size)
+        self._build_forwards(lambda module: distributed.data_parallel(module, self.device))
 
     def describe(self) -> dict[str, str]:
         """Recorded in provenance.json and shown beside every result."""
@@ -45,33 +70,27 @@ class ColorGANStep:
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """batch: (B, 3, H, W) uint8 RGB -> {'d_loss', 'gp', 'wasserstein', 'g_total', <terms>}: detached scalars."""
-        cfg = self.cfg
-        rgb = uint8_to_float(batch)
-        L, ab_real = rgb_to_model(rgb)  # colour conversion in fp32, outside autocast
-        z = self.generator.sample_noise(L, self.rng)
-        with runtime.autocast(self.device, self.amp_dtype):
-            ab_fake, noise_features = self.generator(L, z)
+        rgb, L, ab_real = self.prepare(batch)
+        ab_fake, noise_features = self.generate(L)
         logs: dict[str, torch.Tensor] = {}
 
         if self.weights["adversarial"] > 0:
-            for _ in range(cfg.n_critic):
-                logs.update(self._critic_update(L, ab_real, ab_fake.detach()))
+            for _ in range(self.cfg.n_critic):
+                logs.update(self.critic_update(L, ab_real, ab_fake.detach()))
 
+        features_lp, features_ls = self.target_features(rgb)
         terms: dict[str, torch.Tensor] = {}
         with runtime.autocast(self.device, self.amp_dtype):
             if self.weights["l1"] > 0:
                 terms["l1"] = losses.l1_term(ab_fake.float(), ab_real)
-            if self.vgg is not None:
-                with torch.no_grad():
-                    features_real = self.vgg(rgb)
-                if self.weights["perceptual"] > 0:
-                    rgb_fake = model_to_rgb(L, ab_fake.float())
-                    terms["perceptual"] = losses.perceptual_term(self.vgg(rgb_fake), features_real)
-                if self.weights["feature"] > 0:
-                    terms["feature"] = losses.feature_term(noise_features, features_real)
+            if self.weights["perceptual"] > 0:
+                rgb_fake = model_to_rgb(L, ab_fake.float()).contiguous(memory_format=self.memory_format)
+                terms["perceptual"] = losses.perceptual_term(self.vgg_forward(rgb_fake), features_lp)
+            if self.weights["feature"] > 0:
+                terms["feature"] = losses.feature_term(noise_features, features_ls)
             if self.weights["adversarial"] > 0:
                 self.critic.requires_grad_(False)  # the generator's update must not touch the critic
-                terms["adversarial"] = losses.adversarial_term(self.critic(L, ab_fake))
+                terms["adversarial"] = losses.adversarial_term(self.critic_forward(L, ab_fake))
                 self.critic.requires_grad_(True)
         total, values = losses.generator_objective({k: v.float() for k, v in terms.items()}, self.weights)
         self.opt_g.zero_grad(set_to_none=True)
@@ -79,14 +98,42 @@ class ColorGANStep:
         self.opt_g.step()
         return {**logs, **values, "g_total": total.detach()}
 
-    def _critic_update(self, L: torch.Tensor, ab_real: torch.Tensor, ab_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    # The phases of a step, also timed one by one by `colorgan bench`.
+
+    def prepare(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """batch (B, 3, H, W) uint8 -> rgb (B, 3, H, W) in [0, 1], L (B, 1, H, W), ab (B, 2, H, W) in [-1, 1]."""
+        rgb = uint8_to_float(batch).contiguous(memory_format=self.memory_format)
+        L, ab_real = rgb_to_model(rgb)  # colour conversion in fp32, outside autocast
+        return rgb, L, ab_real
+
+    def generate(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Draw z and run the generator: L (B, 1, H, W) -> ab (B, 2, H, W), G_f(z) (B, C, h, w) or None."""
+        z = self.generator.sample_noise(L, self.rng, self.shard)
         with runtime.autocast(self.device, self.amp_dtype):
-            score_real, score_fake = self.critic(L, ab_real), self.critic(L, ab_fake)
+            return self.generator_forward(L, z)
+
+    def target_features(self, rgb: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """VGG features of the target rgb for Lp and for Ls: one forward for both unless share_vgg_targets is off."""
+        if self.vgg_forward is None:
+            return None, None
+        with torch.no_grad(), runtime.autocast(self.device, self.amp_dtype):
+            features = self.vgg_forward(rgb)
+            both = self.weights["perceptual"] > 0 and self.weights["feature"] > 0
+            if both and not self.cfg.share_vgg_targets:
+                return features, self.vgg_forward(rgb)
+        return features, features
+
+    def critic_update(self, L: torch.Tensor, ab_real: torch.Tensor, ab_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One Wasserstein critic step on real and (detached) fake ab -> {'wasserstein', 'gp', 'd_loss'}."""
+        with runtime.autocast(self.device, self.amp_dtype):
+            score_real, score_fake = self.critic_forward(L, ab_real), self.critic_forward(L, ab_fake)
         loss = losses.critic_loss(score_real.float(), score_fake.float())
         logs = {"wasserstein": -loss.detach()}
         if self.cfg.adversarial == "wgan-gp" and self.cfg.gp_weight > 0:
-            # in fp32: the double backward of the penalty is where low precision hurts most
-            penalty = losses.gradient_penalty(self.critic, L, ab_real, ab_fake, self.rng)
+            # in fp32 and eager: the double backward of the penalty is where low precision hurts most, and
+            # torch.compile cannot differentiate twice. DDP still averages these gradients: its hooks sit
+            # on the parameters, not on the wrapper's forward.
+            penalty = losses.gradient_penalty(self.critic, L, ab_real, ab_fake, self.rng, self.shard)
             loss = loss + self.cfg.gp_weight * penalty
             logs["gp"] = penalty.detach()
         self.opt_d.zero_grad(set_to_none=True)
@@ -103,9 +150,9 @@ class ColorGANStep:
         """L: (B, 1, H, W) in [-1, 1] -> rgb (B, 3, H, W) in [0, 1]. ``generator`` draws z (default: self.rng)."""
         was_training = self.generator.training
         self.generator.eval()
+        L = L.contiguous(memory_format=self.memory_format)
         z = self.generator.sample_noise(L, generator or self.rng)
         with runtime.autocast(self.device, self.amp_dtype):
             ab, _ = self.generator(L, z)
         self.generator.train(was_training)
         return model_to_rgb(L, ab.float())
-

@@ -2,11 +2,13 @@
 
 A method supplies a *step* (``TrainStep``): its modules and optimisers, a seeded ``torch.Generator``
 for its own randomness (noise, penalties), one update per call, and ``colorize`` for evaluation.
-``fit`` owns everything else: data order, devices, logging, progress, checkpoints and resume.
+``fit`` owns everything else: data order, devices, logging, progress, checkpoints and resume, and,
+under ``torchrun``, the data-parallel ranks (``colorgan.distributed``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,9 +22,9 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
-from colorgan import runtime
+from colorgan import distributed, runtime
 from colorgan.config import RunConfig
-from colorgan.data import ImageSet, batches, load_split, split_record, steps_per_epoch
+from colorgan.data import ImageSet, batches, load_split, prefetch, split_record, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,17 @@ CHECKPOINT_FORMAT = 1
 REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
                  "keep_checkpoints"}
 RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
-                     "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap"}
+                     "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap",
+                     "channels_last", "compile", "fused_adam", "share_vgg_targets"}  # speed only, same maths
 
 
 class TrainStep(Protocol):
-    """What a method gives ``fit``. ``__call__`` does one full update and returns its loss terms."""
+    """What a method gives ``fit``. ``__call__`` does one full update and returns its loss terms.
+
+    Optional: ``describe() -> dict`` (recorded in provenance.json) and ``distribute(ctx)``, which
+    makes the step one data-parallel rank (see ``ColorGANStep.distribute``); without it, a step
+    trains in one process only.
+    """
 
     rng: torch.Generator  # the step's own randomness (noise z, GP mixing); saved in checkpoints
 
@@ -72,68 +80,91 @@ def total_steps(cfg: RunConfig, num_images: int) -> int:
 
 
 def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
-        extra_provenance: dict[str, Any] | None = None) -> FitResult:
+        extra_provenance: dict[str, Any] | None = None,
+        ctx: distributed.Context = distributed.SINGLE) -> FitResult:
     """Train ``step`` on ``train`` for cfg's budget, writing everything into ``cfg.run_dir``.
 
     The run folder gets ``config.json``, ``provenance.json``, ``metrics.jsonl`` (one line per
     ``log_every`` steps) and ``checkpoints/step_XXXXXXXX.pt``. With ``cfg.resume`` it continues from
     the newest readable checkpoint, and the result equals an uninterrupted run (data order, flips,
     noise and RNG states are all restored).
+
+    With ``ctx`` from torchrun, every rank trains on its slice of each global batch of
+    ``cfg.batch_size``; rank 0 alone writes the run folder while the others wait at barriers, and
+    logged values are averaged over the ranks.
     """
     run_dir = Path(cfg.run_dir)
     checkpoints = CheckpointDir(run_dir / "checkpoints", cfg.keep_checkpoints)
-    prepare_run_dir(run_dir, cfg, checkpoints)
-    check_free_space(run_dir, estimate_checkpoint_bytes(step), cfg.keep_checkpoints + 1 - len(checkpoints.paths()))
+    if ctx.is_main:
+        prepare_run_dir(run_dir, cfg, checkpoints)
+        check_free_space(run_dir, estimate_checkpoint_bytes(step),
+                         cfg.keep_checkpoints + 1 - len(checkpoints.paths()))
+        (run_dir / "finished.json").unlink(missing_ok=True)
+    distributed.barrier(ctx)
     start_step, previous_seconds = 0, 0.0
-    (run_dir / "finished.json").unlink(missing_ok=True)
     if cfg.resume and checkpoints.paths():
         start_step, previous_seconds = restore(checkpoints, step, cfg)
         log.info("resumed %s at step %d", run_dir, start_step)
-    runtime.write_json(run_dir / "config.json", cfg.to_dict())
-    runtime.write_json(run_dir / "provenance.json",
-                       runtime.provenance(cfg.seed, device, **(extra_provenance or {})))
-
     num_steps = total_steps(cfg, len(train))
     metrics_path = run_dir / "metrics.jsonl"
-    truncate_metrics(metrics_path, start_step)
+    if ctx.is_main:
+        runtime.write_json(run_dir / "config.json", cfg.to_dict())
+        runtime.write_json(run_dir / "provenance.json", runtime.provenance(
+            cfg.seed, device, **(extra_provenance or {}), world_size=ctx.world_size))
+        truncate_metrics(metrics_path, start_step)
     for module in step.modules().values():
         module.to(device).train()
+    if ctx.enabled:
+        distribute = getattr(step, "distribute", None)
+        if not callable(distribute):
+            raise ValueError(f"{cfg.method}: its training step has no distribute(), so it trains in one "
+                             "process only; run it without torchrun")
+        distribute(ctx)
     pin = device.type == "cuda"
-    data = batches(train.images, cfg.batch_size, cfg.seed, start_step, cfg.flip)
+    data = batches(train.images, cfg.batch_size, cfg.seed, start_step, cfg.flip, rank=ctx.rank,
+                   world_size=ctx.world_size, pin_memory=pin)
+    if pin:  # gather and pin the next batches while this thread launches GPU work
+        data = prefetch(data)
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=num_steps, initial=start_step, disable=not cfg.progress, desc=f"train {cfg.method}",
-               dynamic_ncols=True)
+    bar = tqdm(total=num_steps, initial=start_step, disable=not (cfg.progress and ctx.is_main),
+               desc=f"train {cfg.method}", dynamic_ncols=True)
     started = tick = time.monotonic()
     tick_step = start_step
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     current, stopped_early = start_step, False
     unchecked: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, terms) since the last check
-    with open(metrics_path, "a") as metrics:
+    with contextlib.closing(data), open(metrics_path, "a") if ctx.is_main else contextlib.nullcontext() as metrics:
         while current < num_steps:
-            batch = next(data)
-            batch = (batch.pin_memory() if pin else batch).to(device, non_blocking=True)
+            batch = next(data).to(device, non_blocking=True)
             terms = step(batch)
             current += 1
             unchecked.append((current, terms))
             bar.update(1)
             at_checkpoint = current % cfg.checkpoint_every == 0 or current == num_steps
             out_of_time = time.monotonic() > deadline
+            if cfg.max_minutes:
+                out_of_time = distributed.agree(out_of_time, ctx)  # every rank stops at the same step
             if current % cfg.log_every == 0 or at_checkpoint or out_of_time:
                 # Every step's terms are checked, here: one device sync per log line rather than per
                 # step, and always before a checkpoint is written, so none ever holds NaN weights.
                 values = check_steps(unchecked, checkpoints)
                 unchecked.clear()
+                if ctx.enabled:  # log the mean over ranks, as one process with the global batch would
+                    values = check_finite(distributed.mean_over_ranks(terms, ctx), current)
                 now = time.monotonic()
                 line = {"step": current, **values, "sec_per_step": (now - tick) / (current - tick_step)}
                 tick, tick_step = now, current
-                metrics.write(json.dumps(line) + "\n")
-                metrics.flush()
+                if metrics is not None:
+                    metrics.write(json.dumps(line) + "\n")
+                    metrics.flush()
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in ("g_total", "d_loss", "loss")})
             if at_checkpoint or out_of_time:
-                wall = previous_seconds + time.monotonic() - started
-                checkpoints.save(current, checkpoint_state(current, step, cfg, wall))
+                if ctx.is_main:
+                    wall = previous_seconds + time.monotonic() - started
+                    checkpoints.save(current, checkpoint_state(current, step, cfg, wall))
+                distributed.barrier(ctx)
             if out_of_time and current < num_steps:
                 stopped_early = True
                 log.info("max_minutes=%s reached at step %d of %d; checkpoint saved", cfg.max_minutes, current,
@@ -141,7 +172,7 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
                 break
     bar.close()
     result = FitResult(run_dir, current, num_steps, previous_seconds + time.monotonic() - started, stopped_early)
-    if not stopped_early:
+    if not stopped_early and ctx.is_main:
         runtime.write_json(run_dir / "finished.json", {"step": current, "total_steps": num_steps,
                                                        "wall_seconds": result.wall_seconds})
     return result
@@ -352,19 +383,27 @@ def state_digest(value: Any, hasher: Any = None) -> str:
 StepFactory = Callable[[RunConfig, torch.device], TrainStep]
 
 
-def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:
-    """Seed, pick the device, load the split (saved as ``split.json``), build the step and ``fit``."""
+def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images"),
+          ctx: distributed.Context = distributed.SINGLE) -> FitResult:
+    """Seed, pick the device, load the split (saved as ``split.json``), build the step and ``fit``.
+
+    ``ctx`` (from torchrun's environment, see ``distributed.from_environment``) makes this process
+    one of several data-parallel ranks.
+    """
     runtime.seed_everything(cfg.seed)
-    device = runtime.select_device(cfg.device)
+    device = distributed.rank_device(ctx, runtime.select_device(cfg.device))
     run_dir = Path(cfg.run_dir)
-    # before the data: reading and caching a dataset can take long, then fail on the run folder
-    prepare_run_dir(run_dir, cfg, CheckpointDir(run_dir / "checkpoints"))
-    train_set, test_set, data_info = load_split(cfg, cache_dir)
-    runtime.write_json(run_dir / "split.json", split_record(train_set, test_set, data_info))
-    step = build_step(cfg, device)
-    extra = {"data": {k: v for k, v in data_info.items() if k != "skipped"},
-             "num_skipped_files": len(data_info["skipped"]), **step_provenance(step)}
-    return fit(cfg, step, train_set, device, extra)
+    with distributed.process_group(ctx, device):
+        if ctx.is_main:  # before the data: reading and caching a dataset can take long, then fail on the run folder
+            prepare_run_dir(run_dir, cfg, CheckpointDir(run_dir / "checkpoints"))
+        with distributed.main_first(ctx):  # rank 0 builds the image cache, the others then read it
+            train_set, test_set, data_info = load_split(cfg, cache_dir)
+        if ctx.is_main:
+            runtime.write_json(run_dir / "split.json", split_record(train_set, test_set, data_info))
+        step = build_step(cfg, device)
+        extra = {"data": {k: v for k, v in data_info.items() if k != "skipped"},
+                 "num_skipped_files": len(data_info["skipped"]), **step_provenance(step)}
+        return fit(cfg, step, train_set, device, extra, ctx)
 
 
 def train_or_reuse(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:

@@ -168,3 +168,36 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, caplog):
     again = data.cached_images(files, 8, tmp_path / "cache")
     np.testing.assert_array_equal(again.images, first)
     assert "is unreadable" in caplog.text and "decoding the images again" in caplog.text
+
+
+def test_ranks_split_the_global_batch_exactly():
+    images = np.random.default_rng(1).integers(0, 255, (13, 3, 4, 4), dtype=np.uint8)
+    one = list(itertools.islice(data.batches(images, 4, seed=3, start_step=2), 6))
+    ranks = [list(itertools.islice(data.batches(images, 4, seed=3, start_step=2, rank=r, world_size=2), 6))
+             for r in (0, 1)]
+    for k, batch in enumerate(one):
+        assert torch.equal(torch.cat([ranks[0][k], ranks[1][k]]), batch)
+    with pytest.raises(ValueError, match="batch_size: 4 is not divisible by the 3 processes"):
+        next(data.batches(images, 4, seed=0, world_size=3))
+
+
+def test_flips_mirror_whole_images():
+    images = np.random.default_rng(2).integers(0, 255, (6, 3, 4, 5), dtype=np.uint8)
+    plain = next(data.batches(images, 6, seed=0, flip=False))
+    flipped = next(data.batches(images, 6, seed=0))
+    mirrored = [torch.equal(f, p.flip(-1)) for f, p in zip(flipped, plain)]
+    assert all(m or torch.equal(f, p) for m, f, p in zip(mirrored, flipped, plain)) and any(mirrored)
+
+
+def test_prefetch_keeps_order_raises_errors_and_stops():
+    assert list(data.prefetch(iter(range(20)), depth=3)) == list(range(20))
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(data.prefetch(broken()))
+    endless = data.prefetch(itertools.count())
+    assert next(endless) == 0
+    endless.close()  # must not hang on the producer thread

@@ -1,0 +1,517 @@
+"""``colorgan bench``: how fast ColorGAN trains and colorizes on this device, and what limits it.
+
+One run measures every variant (fp32 eager, each speed switch alone, all of them together) round
+robin: each round times one step of every variant, and a variant's figure is its median over the
+rounds, so a busy machine slows all variants alike and the ratios to fp32 eager stay fair.
+
+Recorded in ``results/bench/<device>.json`` and ``.md``:
+- training images/s per variant and its ratio to fp32 eager; the step split into its parts
+  (generator, critic, VGG features, rest), each timed alone with synchronised timers;
+- model FLOPs per image (``torch.utils.flop_counter`` over one fp32 eager step) and MFU against the
+  device's dense peak (``PEAK_TFLOPS``; n/a on CPU);
+- peak memory: CUDA max allocated per variant; on CPU the process's peak RSS for the whole run;
+- inference images/s (``colorize``), the input pipeline's images/s at 256² (``data.batches`` from a
+  uint8 cache, with the pinned ``non_blocking`` copy on CUDA), a profile of the fastest variant, and
+  the projected wall time of the paper's protocol (300 epochs of 15,413 images at 256²).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import logging
+import os
+import platform
+import re
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from colorgan import losses, runtime
+from colorgan.color import model_to_rgb
+from colorgan.config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig, ColorGANConfig
+from colorgan.data import VOC_NUM_IMAGES, VOC_NUM_TEST, batches
+from colorgan.models import build_vgg19_features
+from colorgan.step import ColorGANStep
+
+log = logging.getLogger(__name__)
+
+PAPER_EPOCHS = 300  # §3.1
+PAPER_TRAIN_IMAGES = VOC_NUM_IMAGES - VOC_NUM_TEST  # 15,413 (§3.1)
+PAPER_IMAGE_SIZE = 256
+PIPELINE_TARGET = 2000  # images/s at 256² that the issue's H100 goal (paper protocol in 45 min) consumes
+
+# Dense (no sparsity) peak TFLOP/s from the vendors' datasheets; the first pattern found in the device
+# name wins, so specific names come before general ones. tf32: fp32 convolutions on tensor cores
+# (cuDNN's default, torch.backends.cudnn.allow_tf32).
+PEAK_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("H100 PCIe", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
+    ("H100 NVL", {"bf16": 835.5, "tf32": 417.5, "fp32": 60.0}),
+    ("H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),  # SXM5 ("NVIDIA H100 80GB HBM3")
+    ("H200 NVL", {"bf16": 835.5, "tf32": 417.5, "fp32": 60.0}),
+    ("H200", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),  # SXM
+    ("A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    ("L40S", {"bf16": 362.1, "tf32": 183.0, "fp32": 91.6}),
+    ("L4", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+    ("RTX 4090", {"bf16": 165.2, "tf32": 82.6, "fp32": 82.6}),  # bf16 with fp32 accumulation
+)
+# Profiler operator/kernel names that are convolutions or matrix products (compute-bound work); the
+# rest (elementwise, normalisation, reductions, copies) is mostly memory-bound.
+COMPUTE_OPS = re.compile(r"conv|gemm|matmul|\bmm\b|aten::mm|addmm|bmm|linear|cudnn|cutlass|xmma|wgrad|dgrad|fprop",
+                         re.IGNORECASE)
+
+
+# ------------------------------------------------------------------------------------------ device
+
+
+def device_label(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3', or 'cpu AMD EPYC (2 threads)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        model = found.group(1).strip() if found else model
+    return f"cpu {model} ({torch.get_num_threads()} threads)"
+
+
+def slug(text: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3' (for file names)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def peak_tflops(label: str) -> dict[str, float] | None:
+    """Dense peaks {'bf16', 'tf32', 'fp32'} for a CUDA device name; None for CPUs and unknown devices."""
+    if label.startswith("cpu"):
+        return None
+    return next((peaks for pattern, peaks in PEAK_TFLOPS if pattern in label), None)
+
+
+def conv_precision(step: ColorGANStep) -> str:
+    """The precision the convolutions run in: bf16 (autocast), tf32 (CUDA fp32 on tensor cores) or fp32."""
+    if step.amp_dtype is not None:
+        return "bf16"
+    return "tf32" if step.device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Seconds that ``fn`` takes, with the device synchronised before and after."""
+    synchronize(device)
+    started = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------------------------------- parts
+
+
+def step_parts(step: ColorGANStep, batch: torch.Tensor) -> dict[str, Callable[[], None]]:
+    """The step's parts as callables, each timed alone (the rest of the step is the remainder).
+
+    generator: z, G forward, backward of a stand-in loss on (ab, G_f(z)), Adam.
+    critic: the critic update(s): real and fake scores, gradient penalty (double backward), Adam.
+    vgg: the target's features (once, or once per term) plus the fake's features forward and backward
+    to the image (what Lp adds to the generator's backward).
+    """
+    rgb, L, ab_real = step.prepare(batch)
+    with torch.no_grad():
+        ab_fake, _ = step.generate(L)
+    rgb_fake = model_to_rgb(L, ab_fake.float()).contiguous(memory_format=step.memory_format)
+
+    def generator() -> None:
+        ab, noise_features = step.generate(L)
+        loss = ab.float().mean() + (noise_features.float().mean() if noise_features is not None else 0)
+        step.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        step.opt_g.step()
+
+    def critic() -> None:
+        for _ in range(step.cfg.n_critic):
+            step.critic_update(L, ab_real, ab_fake)
+
+    def vgg() -> None:
+        features, _ = step.target_features(rgb)
+        image = rgb_fake.detach().requires_grad_(True)
+        with runtime.autocast(step.device, step.amp_dtype):
+            loss = losses.perceptual_term(step.vgg_forward(image), features)
+        loss.float().backward()
+
+    parts = {"generator": generator, "critic": critic}
+    if step.vgg_forward is not None:
+        parts["vgg"] = vgg
+    return parts
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker, whose backward hooks fail inside autograd.grad
+    (the gradient penalty); we only need the total."""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> "_GlobalOnly":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of the convolutions and matrix products that ``fn`` runs (forward and backward)."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def resident_bytes(step: ColorGANStep) -> int:
+    """Bytes held between steps: weights, buffers, gradients and optimiser state."""
+    tensors: dict[int, int] = {}
+    modules = [*step.modules().values(), *([step.vgg] if step.vgg is not None else [])]
+    for module in modules:
+        for t in [*module.parameters(), *module.buffers()]:
+            tensors[t.data_ptr()] = t.nbytes
+            if t.grad is not None:
+                tensors[t.grad.data_ptr()] = t.grad.nbytes
+    for opt in step.optimizers().values():
+        for state in opt.state.values():
+            tensors.update({v.data_ptr(): v.nbytes for v in state.values() if torch.is_tensor(v)})
+    return sum(tensors.values())
+
+
+# ------------------------------------------------------------------------------------ measurements
+
+
+def build_variants(cfg: BenchConfig, image_size: int, device: torch.device
+                   ) -> tuple[dict[str, ColorGANStep], dict[str, str]]:
+    """One ColorGANStep per variant (same seed each), and the variants that failed to build."""
+    steps, failed = {}, {}
+    reference = cfg.model_config(image_size)
+    vgg = build_vgg19_features(reference.vgg_weights, reference.vgg_layer, reference.seed)  # built once: slow
+    for name in cfg.variant_names():
+        torch.manual_seed(cfg.seed)
+        try:
+            steps[name] = ColorGANStep(cfg.model_config(image_size, **BENCH_VARIANTS[name]), device,
+                                       copy.deepcopy(vgg))
+        except Exception as err:  # e.g. fused Adam on a device without it: report, measure the rest
+            if name == BENCH_REFERENCE:
+                raise
+            failed[name] = f"{type(err).__name__}: {err}"
+    return steps, failed
+
+
+def round_robin(fns: dict[str, Callable[[], Any]], rounds: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds per call of every function, one call of each per round (drifting load hits all alike)."""
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            seconds[name].append(timed(fn, device))
+    return seconds
+
+
+def warm_up(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor, device: torch.device
+            ) -> tuple[dict[str, float], dict[str, str]]:
+    """Run ``num_warmup`` steps of every variant: (seconds per variant, failures). Failed variants are dropped."""
+    seconds, failed = {}, {}
+    for name in list(steps):
+        log.info("bench: warming up %s", name)
+        try:
+            seconds[name] = sum(timed(lambda s=steps[name]: s(batch), device) for _ in range(cfg.num_warmup))
+        except Exception as err:  # torch.compile without a working compiler, for one
+            if name == BENCH_REFERENCE:
+                raise
+            failed[name] = f"{type(err).__name__}: {err}"
+            del steps[name]
+    return seconds, failed
+
+
+def peak_memory(step: ColorGANStep, batch: torch.Tensor, device: torch.device) -> int | None:
+    """CUDA: bytes held between steps plus the largest growth of allocated memory during one step."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step(batch)
+    synchronize(device)
+    return resident_bytes(step) + torch.cuda.max_memory_allocated(device) - before
+
+
+def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor,
+                     device: torch.device) -> dict[str, dict[str, Any]]:
+    """Time training steps, their parts and inference of every (warmed-up) variant, round robin."""
+    B = batch.shape[0]
+    log.info("bench: timing %d steps of %d variants round robin", cfg.num_steps, len(steps))
+    step_seconds = round_robin({name: lambda s=step: s(batch) for name, step in steps.items()}, cfg.num_steps, device)
+    results = {}
+    for name, values in step_seconds.items():
+        median = statistics.median(values)
+        results[name] = {"settings": BENCH_VARIANTS[name], "images_per_s": B / median, "step_ms": 1000 * median,
+                         "step_ms_min": 1000 * min(values), "step_ms_max": 1000 * max(values),
+                         "peak_memory_bytes": peak_memory(steps[name], batch, device)}
+
+    if cfg.breakdown:
+        log.info("bench: timing the parts of each step")
+        parts = {f"{name}/{part}": fn for name, step in steps.items() for part, fn in step_parts(step, batch).items()}
+        for fn in parts.values():
+            fn()  # compiled variants may build a graph for a new input pattern
+        for key, values in round_robin(parts, cfg.num_steps, device).items():
+            name, part = key.split("/")
+            results[name].setdefault("parts_ms", {})[part] = 1000 * statistics.median(values)
+        for result in results.values():  # the remainder may dip below 0 on a noisy machine
+            result["parts_ms"]["rest"] = result["step_ms"] - sum(result["parts_ms"].values())
+
+    log.info("bench: timing inference")
+    _, L, _ = steps[BENCH_REFERENCE].prepare(batch)
+    infer = {name: lambda s=step: s.colorize(L) for name, step in steps.items()}
+    for fn in infer.values():
+        fn()
+    for name, values in round_robin(infer, cfg.num_steps, device).items():
+        results[name]["inference_images_per_s"] = B / statistics.median(values)
+    return results
+
+
+def measure_pipeline(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
+    """Images/s that ``data.batches`` delivers from a uint8 cache at ``pipeline_size`` (one thread).
+
+    On CUDA each batch is gathered into pinned memory and copied with ``non_blocking``, as in ``fit``.
+    """
+    size, pin = cfg.pipeline_size, device.type == "cuda"
+    images = np.random.default_rng(cfg.seed).integers(0, 256, (cfg.pipeline_images, 3, size, size), dtype=np.uint8)
+    data = batches(images, cfg.batch_size, cfg.seed, pin_memory=pin)
+    next(data).to(device, non_blocking=True)
+
+    def run() -> None:
+        for _ in range(cfg.pipeline_batches):
+            next(data).to(device, non_blocking=True)
+
+    seconds = timed(run, device)
+    return {"image_size": size, "batch_size": cfg.batch_size, "images_per_s": cfg.pipeline_batches * cfg.batch_size
+            / seconds, "pinned_non_blocking_copy": pin, "flips": True, "threads": 1,
+            "source": f"synthetic uint8 array of {cfg.pipeline_images} images in memory (the decode cache's layout)"}
+
+
+def profile_step(step: ColorGANStep, batch: torch.Tensor, device: torch.device, num_steps: int = 2,
+                 top: int = 10) -> dict[str, Any]:
+    """Top operators by self time over ``num_steps`` steps, and the share spent in convolutions/matmuls."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(num_steps):
+            step(batch)
+        synchronize(device)
+    clock = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, clock) > 0]
+    total = sum(getattr(e, clock) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, clock), reverse=True)
+    compute = sum(getattr(e, clock) for e in events if COMPUTE_OPS.search(e.key))
+    return {
+        "clock": "GPU kernel time" if device.type == "cuda" else "CPU operator self time",
+        "ms_per_step": total / 1000 / num_steps,
+        "conv_matmul_share": compute / total,
+        "top": [{"name": e.key, "ms_per_step": getattr(e, clock) / 1000 / num_steps, "share": getattr(e, clock) / total}
+                for e in events[:top]],
+    }
+
+
+def paper_protocol_hours(images_per_s: float, image_size: int) -> float:
+    """Projected hours for 300 epochs of 15,413 images at 256², from throughput measured at ``image_size``.
+
+    Every layer is convolutional, so FLOPs per image grow exactly with the pixel count; the
+    projection assumes the same achieved FLOP/s at 256² (optimistic on CPUs at tiny sizes, and
+    pessimistic on GPUs, which run small images far below their peak).
+    """
+    per_image_256 = (PAPER_IMAGE_SIZE / image_size) ** 2 / images_per_s
+    return PAPER_EPOCHS * PAPER_TRAIN_IMAGES * per_image_256 / 3600
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def run_bench(cfg: BenchConfig) -> dict[str, Any]:
+    """Measure everything ``cfg`` asks for on one device; returns the record written by ``write_report``."""
+    runtime.seed_everything(cfg.seed)
+    load_before = os.getloadavg()[0]  # other processes on the machine: CPU timings depend on them
+    device = runtime.select_device(cfg.device)
+    cfg = cfg.for_device(device.type)
+    image_size = cfg.image_size
+    label = device_label(device)
+    peaks = peak_tflops(label)
+    batch = torch.randint(0, 256, (cfg.batch_size, 3, image_size, image_size), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(cfg.seed)).to(device)
+
+    steps, failed = build_variants(cfg, image_size, device)
+    warmup_seconds, failed_warmup = warm_up(cfg, steps, batch, device)
+    failed.update(failed_warmup)
+    variants = measure_variants(cfg, steps, batch, device)
+
+    reference = steps[BENCH_REFERENCE]
+    _, L, _ = reference.prepare(batch)
+    train_flops = count_flops(lambda: reference(batch)) / cfg.batch_size
+    part_flops = {part: count_flops(fn) / cfg.batch_size for part, fn in step_parts(reference, batch).items()}
+    inference_flops = count_flops(lambda: reference.colorize(L)) / cfg.batch_size
+    base = variants[BENCH_REFERENCE]["images_per_s"]
+    for name, result in variants.items():
+        precision = conv_precision(steps[name])
+        if not steps[name].cfg.compile:  # the counter cannot see into compiled graphs
+            result["executed_flops_per_image"] = count_flops(lambda s=steps[name]: s(batch)) / cfg.batch_size
+        result["speedup"] = result["images_per_s"] / base
+        result["warmup_s"] = warmup_seconds[name]
+        result["precision"] = precision
+        result["mfu"] = train_flops * result["images_per_s"] / (peaks[precision] * 1e12) if peaks else None
+        result["projected_paper_hours"] = paper_protocol_hours(result["images_per_s"], image_size)
+    best = max(variants, key=lambda name: variants[name]["images_per_s"])
+
+    log.info("bench: input pipeline at %d px", cfg.pipeline_size)
+    pipeline = measure_pipeline(cfg, device)
+    needed = variants[best]["images_per_s"] * (image_size / PAPER_IMAGE_SIZE) ** 2  # training's appetite at 256²
+    pipeline.update(training_needs_images_per_s=needed, headroom=pipeline["images_per_s"] / needed,
+                    target_images_per_s=PIPELINE_TARGET)
+    profile = profile_step(steps[best], batch, device) if cfg.profile else None
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+    return {
+        "device": {"name": label, "slug": slug(label), "type": device.type, "peak_tflops": peaks,
+                   "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                   "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
+                   "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": runtime.git_commit(),
+        "versions": runtime.package_versions(),
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "platform": platform.platform(),
+        "config": cfg.to_dict(),
+        "image_size": image_size,
+        "batch_size": cfg.batch_size,
+        "model": {k: v for k, v in reference.cfg.to_dict().items()
+                  if k in ("gen_width", "gen_max_width", "vgg_layer", "noise_channels", "noise_width",
+                           "noise_layers", "disc_width", "disc_layers", "norm", "n_critic", "adversarial")},
+        "timing": f"median of {cfg.num_steps} steps per variant, timed round robin after {cfg.num_warmup} "
+                  "warm-up steps, device synchronised around each",
+        "flops": {"train_per_image": train_flops, "inference_per_image": inference_flops,
+                  "train_per_image_at_256": train_flops * (PAPER_IMAGE_SIZE / image_size) ** 2,
+                  "parts_per_image": part_flops,
+                  "method": "torch.utils.flop_counter (convolutions and matmuls, forward and backward) over one "
+                            f"{BENCH_REFERENCE} step; MFU uses these model FLOPs for every variant, so work a "
+                            "variant adds (vgg_twice) lowers its MFU"},
+        "variants": variants,
+        "failed": failed,
+        "best": best,
+        "memory": {"method": "CUDA: resident tensors (weights, grads, Adam state, VGG) + largest growth of "
+                             "max_memory_allocated during a step" if device.type == "cuda" else
+                             "CPU: peak RSS of the whole bench process (getrusage ru_maxrss; all variants resident)",
+                   "process_peak_rss_bytes": peak_rss},
+        "pipeline": pipeline,
+        "profile": profile,
+        "projection": {"image_steps": PAPER_EPOCHS * PAPER_TRAIN_IMAGES,
+                       "method": f"300 epochs x {PAPER_TRAIN_IMAGES:,} images; time per image measured at "
+                                 f"{image_size}² and scaled by the FLOP ratio (256/{image_size})² (same FLOP/s)"},
+    }
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def write_report(record: dict[str, Any], cfg: BenchConfig) -> tuple[Path, Path]:
+    """``<output_dir>/<device-slug>[-tag].json`` and ``.md``."""
+    name = record["device"]["slug"] + (f"-{slug(cfg.tag)}" if cfg.tag else "")
+    json_path, md_path = Path(cfg.output_dir) / f"{name}.json", Path(cfg.output_dir) / f"{name}.md"
+    runtime.write_json(json_path, record)
+    runtime.atomic_write_bytes(md_path, lambda f: f.write(format_markdown(record).encode()))
+    return json_path, md_path
+
+
+def _size(num_bytes: float | None) -> str:
+    return "n/a" if num_bytes is None else f"{num_bytes / 2**30:.2f} GiB"
+
+
+def _hours(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+def _gflop(flops: float | None) -> str:
+    return "n/a" if flops is None else f"{flops / 1e9:.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def format_markdown(record: dict[str, Any]) -> str:
+    """The bench record as a Markdown report: context, one row per variant, pipeline, profile, projection."""
+    S, B = record["image_size"], record["batch_size"]
+    flops, variants, pipe = record["flops"], record["variants"], record["pipeline"]
+    versions, load = record["versions"], record["device"]["load_average_1min"]
+    part_names = sorted({p for v in variants.values() for p in v.get("parts_ms", {})},
+                        key=["generator", "critic", "vgg", "rest"].index)
+    lines = [
+        f"# ColorGAN speed: {record['device']['name']}",
+        "",
+        f"- device: {record['device']['name']} ({record['device']['type']}, {record['device']['threads']} threads"
+        + (f", CUDA {record['cuda']}" if record["cuda"] else "") + ")",
+        f"- versions: torch {versions.get('torch')}, torchvision {versions.get('torchvision')}, "
+        f"python {versions.get('python')}; commit `{record['git_commit']}`; {record['created']}",
+        f"- workload: ColorGAN training step at {S}×{S}, batch {B} (model: "
+        + ", ".join(f"{k}={v}" for k, v in record["model"].items()) + ")",
+        f"- timing: {record['timing']}; machine load (1-min average) {load['start']:.1f} at the start, "
+        f"{load['end']:.1f} at the end, on {record['device']['cpu_count']} CPU cores",
+        f"- FLOPs per image: training step {flops['train_per_image'] / 1e9:.2f} GFLOP at {S}² "
+        f"({flops['train_per_image_at_256'] / 1e9:.0f} GFLOP at 256²), inference {flops['inference_per_image'] / 1e9:.2f}"
+        " GFLOP; by part: " + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in flops["parts_per_image"].items()),
+        f"- MFU: against dense peak {record['device']['peak_tflops'] or 'n/a (CPU or unknown device)'} TFLOP/s",
+        f"- memory: {record['memory']['method']}; process peak RSS {_size(record['memory']['process_peak_rss_bytes'])}",
+        "",
+        "| variant | images/s | × fp32 eager | step ms (min–max) | " + " | ".join(f"{p} ms" for p in part_names)
+        + " | inference img/s | precision | GFLOP/img run | MFU | peak memory | warm-up s | paper protocol |",
+        "|---|---:|---:|---:|" + "---:|" * len(part_names) + "---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in variants.items():
+        parts = [f"{v['parts_ms'][p]:.1f}" if p in v.get("parts_ms", {}) else "" for p in part_names]
+        lines.append(
+            f"| {name}{' (fastest)' if name == record['best'] else ''} | {v['images_per_s']:.1f} | "
+            f"{v['speedup']:.2f} | {v['step_ms']:.1f} ({v['step_ms_min']:.0f}–{v['step_ms_max']:.0f}) | "
+            + "".join(f"{p} | " for p in parts)
+            + f"{v['inference_images_per_s']:.1f} | {v['precision']} | {_gflop(v.get('executed_flops_per_image'))} | "
+            f"{_pct(v['mfu'])} | "
+            f"{_size(v['peak_memory_bytes'])} | {v['warmup_s']:.1f} | {_hours(v['projected_paper_hours'])} |")
+    for name, error in record["failed"].items():
+        lines.append(f"| {name} | failed: {error[:120]} |")
+    lines += [
+        "",
+        "Parts are timed alone: generator = z + G forward/backward (stand-in loss) + Adam; critic = the critic "
+        "update with its gradient penalty; vgg = target features + the fake's features forward/backward; "
+        "rest = step − parts (colour conversion, loss terms, the critic pass of Lg, overlap). GFLOP/img run: "
+        "what the variant executes (n/a: compiled); MFU counts the reference's model FLOPs.",
+        "",
+        f"**Input pipeline** ({pipe['source']}, {pipe['image_size']}², batch {pipe['batch_size']}, flips, one thread"
+        + (", pinned memory + non_blocking copy" if pipe["pinned_non_blocking_copy"] else "") + "): "
+        f"**{pipe['images_per_s']:.0f} images/s**; the fastest variant consumes {pipe['training_needs_images_per_s']:.1f}"
+        f" images/s at 256² here ({pipe['headroom']:.0f}× headroom); the H100 goal needs ≥ "
+        f"{pipe['target_images_per_s']} images/s ({pipe['images_per_s'] / pipe['target_images_per_s']:.1f}× covered).",
+        "",
+        f"**Paper protocol** ({record['projection']['image_steps']:,} image-steps): "
+        f"{_hours(variants[record['best']]['projected_paper_hours'])} with {record['best']}, "
+        f"{_hours(variants[BENCH_REFERENCE]['projected_paper_hours'])} with {BENCH_REFERENCE}. "
+        f"Projection: {record['projection']['method']}.",
+    ]
+    profile = record.get("profile")
+    if profile:
+        lines += ["", f"**Profile of {record['best']}** ({profile['clock']}, {profile['ms_per_step']:.1f} ms per step; "
+                  f"convolutions and matmuls {_pct(profile['conv_matmul_share'])}, the rest mostly memory-bound):", "",
+                  "| operator | ms per step | share |", "|---|---:|---:|"]
+        lines += [f"| `{op['name'][:80]}` | {op['ms_per_step']:.2f} | {_pct(op['share'])} |" for op in profile["top"]]
+    return "\n".join(lines) + "\n"
