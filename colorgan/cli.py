@@ -15,6 +15,8 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from baselines.chromagan import ChromaGANConfig, ChromaGANStep
+from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan.config import ColorGANConfig, RunConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import StepFactory
@@ -22,6 +24,8 @@ from colorgan.train import StepFactory
 # method name -> (config class, step factory). Baselines register here (and only here).
 METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
     "colorgan": (ColorGANConfig, ColorGANStep),
+    "chromagan": (ChromaGANConfig, ChromaGANStep),
+    "coltran": (ColTranConfig, ColTranStep),
 }
 
 
@@ -65,6 +69,10 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--diversity", type=int, default=0, metavar="K",
                           help="also measure diversity over K >= 2 noise samples per image")
+
+    table = commands.add_parser("table", help="one results table (Markdown + CSV) from evaluated runs")
+    table.add_argument("run_dirs", nargs="+", type=Path, help="run folders that `colorgan evaluate` has scored")
+    table.add_argument("-o", "--output", type=Path, required=True, help="folder for table.md and table.csv")
 
     colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
     colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
@@ -122,7 +130,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         record = json.loads((run_dir / "eval" / "summary.json").read_text())
         print(f"\n{run_dir} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
               f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']})")
+        if "class_kl" in record:  # ChromaGAN: whether its class KL term was on must show beside its numbers
+            print(f"class KL term: {record['class_kl']}")
         print(format_summary(summary))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from colorgan.evaluate import markdown_table, summaries_table
+
+    table = summaries_table(args.run_dirs)
+    args.output.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.output / "table.csv", index=False)
+    text = markdown_table(table)
+    (args.output / "table.md").write_text(text + "\n")
+    print(text)
     return 0
 
 
@@ -143,4 +165,4 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "table": cmd_table, "colorize": cmd_colorize}

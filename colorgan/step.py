@@ -80,23 +80,13 @@ class ColorGANStep:
         return {**logs, **values, "g_total": total.detach()}
 
     def _critic_update(self, L: torch.Tensor, ab_real: torch.Tensor, ab_fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        with runtime.autocast(self.device, self.amp_dtype):
-            score_real, score_fake = self.critic(L, ab_real), self.critic(L, ab_fake)
-        loss = losses.critic_loss(score_real.float(), score_fake.float())
-        logs = {"wasserstein": -loss.detach()}
-        if self.cfg.adversarial == "wgan-gp" and self.cfg.gp_weight > 0:
-            # in fp32: the double backward of the penalty is where low precision hurts most
-            penalty = losses.gradient_penalty(self.critic, L, ab_real, ab_fake, self.rng)
-            loss = loss + self.cfg.gp_weight * penalty
-            logs["gp"] = penalty.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        gp_weight = self.cfg.gp_weight if self.cfg.adversarial == "wgan-gp" else 0.0
+        logs = critic_update(self.critic, self.opt_d, L, ab_real, ab_fake, gp_weight, self.rng, self.amp_dtype)
         if self.cfg.adversarial == "wgan-clip":
             with torch.no_grad():
                 for p in self.critic.parameters():
                     p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
-        return {**logs, "d_loss": loss.detach()}
+        return logs
 
     @torch.no_grad()
     def colorize(self, L: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -109,3 +99,29 @@ class ColorGANStep:
         self.generator.train(was_training)
         return model_to_rgb(L, ab.float())
 
+
+
+def critic_update(critic: nn.Module, optimizer: torch.optim.Optimizer, L: torch.Tensor, ab_real: torch.Tensor,
+                  ab_fake: torch.Tensor, gp_weight: float, rng: torch.Generator,
+                  amp_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """One Wasserstein critic update: E[D(L, ab_fake)] - E[D(L, ab_real)] + gp_weight·GP (GP skipped at 0).
+
+    Shared by every WGAN method of the suite (ColorGAN, ChromaGAN). L: (B, 1, H, W); ab_real, ab_fake
+    (detached): (B, 2, H, W), in whatever units the method's critic reads.
+
+    Returns:
+        {'wasserstein', 'd_loss'[, 'gp']}: detached scalars.
+    """
+    with runtime.autocast(L.device, amp_dtype):
+        score_real, score_fake = critic(L, ab_real), critic(L, ab_fake)
+    loss = losses.critic_loss(score_real.float(), score_fake.float())
+    logs = {"wasserstein": -loss.detach()}
+    if gp_weight > 0:
+        # in fp32: the double backward of the penalty is where low precision hurts most
+        penalty = losses.gradient_penalty(critic, L, ab_real, ab_fake, rng)
+        loss = loss + gp_weight * penalty
+        logs["gp"] = penalty.detach()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {**logs, "d_loss": loss.detach()}
