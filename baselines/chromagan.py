@@ -166,6 +166,7 @@ def vgg16_state(weights: str) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def require_keys(state: dict[str, torch.Tensor], wanted: list[str], weights: str, what: str) -> None:
+    """Raise a ValueError naming ``vgg_weights`` and the first missing keys if ``state`` lacks any of ``wanted``."""
     missing = [k for k in wanted if k not in state]
     if missing:
         raise ValueError(f"vgg_weights={weights!r}: the state_dict lacks {missing[:4]} needed for {what}; "

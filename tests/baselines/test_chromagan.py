@@ -14,8 +14,7 @@ from baselines.chromagan import (NUM_CLASSES, ChromaGANConfig, ChromaGANGenerato
 from colorgan.cli import main
 from colorgan.data import sample_images
 from colorgan.models import PatchCritic, hub_checkpoint_path
-from colorgan.train import CheckpointDir, train
-from tests.conftest import write_images
+from tests.conftest import assert_resume_equals_uninterrupted, fixed_batch_history, write_images
 
 CPU = torch.device("cpu")
 
@@ -65,9 +64,8 @@ def test_class_kl_is_zero_only_for_matching_distributions():
 
 def test_chromagan_learns_a_fixed_batch(tmp_path: Path):
     torch.manual_seed(0)
-    step = ChromaGANStep(tiny_chromagan(tmp_path, lr_g=3e-3, lr_d=3e-3), CPU)
-    batch = fixed_batch()
-    color = [float(step(batch)["color"]) for _ in range(40)]
+    color = [terms["color"] for terms in
+             fixed_batch_history(ChromaGANStep(tiny_chromagan(tmp_path, lr_g=3e-3, lr_d=3e-3), CPU), fixed_batch(), 40)]
     assert color[-1] < 0.5 * color[0], color
 
 
@@ -120,22 +118,9 @@ def test_missing_weights_and_wrong_trunk_width_are_clear_errors(tmp_path: Path, 
         tiny_chromagan(tmp_path, image_size=48)
 
 
-def parameters(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = CheckpointDir(run_dir / "checkpoints").load_latest()
-    return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
-
-
 def test_resume_equals_uninterrupted(tmp_path: Path):
-    straight = tiny_chromagan(tmp_path / "a", num_steps=6, checkpoint_every=3)
-    train(straight, ChromaGANStep, tmp_path / "cache")
-    first_half = tiny_chromagan(tmp_path / "b", num_steps=3, checkpoint_every=3)
-    train(first_half, ChromaGANStep, tmp_path / "cache")
-    result = train(first_half.replace(num_steps=6, resume=True), ChromaGANStep, tmp_path / "cache")
-    assert result.step == 6
-    a, b = parameters(tmp_path / "a" / "run"), parameters(tmp_path / "b" / "run")
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
-    provenance = json.loads((tmp_path / "a" / "run" / "provenance.json").read_text())
+    assert_resume_equals_uninterrupted(tiny_chromagan, ChromaGANStep, tmp_path)
+    provenance = json.loads((tmp_path / "b" / "run" / "provenance.json").read_text())
     assert provenance["class_kl"].startswith("off") and provenance["vgg_weights"] == "random(seed=0)"
 
 

@@ -16,8 +16,7 @@ from baselines.coltran.upsampler import ParallelUpsampler
 from colorgan.cli import main
 from colorgan.color import rgb_to_model
 from colorgan.data import sample_images
-from colorgan.train import CheckpointDir, train
-from tests.conftest import write_images
+from tests.conftest import assert_resume_equals_uninterrupted, fixed_batch_history, write_images
 
 CPU = torch.device("cpu")
 
@@ -98,9 +97,7 @@ def test_sampling_agrees_with_the_teacher_forced_pass(tmp_path: Path):
 
 def test_coltran_learns_a_fixed_batch(tmp_path: Path):
     torch.manual_seed(0)
-    step = ColTranStep(tiny_coltran(tmp_path, lr=3e-3), CPU)
-    batch = fixed_batch()
-    history = [{k: float(v) for k, v in step(batch).items()} for _ in range(30)]
+    history = fixed_batch_history(ColTranStep(tiny_coltran(tmp_path, lr=3e-3), CPU), fixed_batch(), 30)
     assert history[-1]["loss"] < 0.5 * history[0]["loss"], [h["loss"] for h in history]
     for name in ("color_upsampler", "spatial_upsampler"):
         assert history[-1][name] < history[0][name]
@@ -128,23 +125,13 @@ def test_targets_and_presets(tmp_path: Path):
         tiny_coltran(tmp_path, coarse_size=6)
     with pytest.raises(ValueError, match="hidden_size: 30 must be divisible by num_heads=4"):
         tiny_coltran(tmp_path, hidden_size=30, num_heads=4)
-
-
-def parameters(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = CheckpointDir(run_dir / "checkpoints").load_latest()
-    return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
+    with pytest.raises(ValueError, match="spatial_batch_size: 3 is more than batch_size=2"):
+        tiny_coltran(tmp_path, spatial_batch_size=3)
 
 
 def test_resume_equals_uninterrupted(tmp_path: Path):
-    straight = tiny_coltran(tmp_path / "a", num_steps=6, checkpoint_every=3)
-    train(straight, ColTranStep, tmp_path / "cache")
-    first_half = tiny_coltran(tmp_path / "b", num_steps=3, checkpoint_every=3)
-    train(first_half, ColTranStep, tmp_path / "cache")
-    result = train(first_half.replace(num_steps=6, resume=True), ColTranStep, tmp_path / "cache")
-    assert result.step == 6
-    a, b = parameters(tmp_path / "a" / "run"), parameters(tmp_path / "b" / "run")
-    assert a.keys() == b.keys() and any(k.startswith("core_ema.") for k in a)  # the Polyak averages are saved
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+    tensors = assert_resume_equals_uninterrupted(tiny_coltran, ColTranStep, tmp_path)
+    assert any(k.startswith("core_ema.") for k in tensors)  # the Polyak averages are checkpointed too
 
 
 def test_cli_train_evaluate_table_colorize(tmp_path: Path, capsys, monkeypatch):
