@@ -211,8 +211,8 @@ class ChromaGANGenerator(nn.Module):
         self.global_features = nn.Sequential(ConvBlock(trunk_channels, h, stride=2), ConvBlock(h, h),
                                              ConvBlock(h, h, stride=2), ConvBlock(h, h), nn.Flatten())
         # both dense stacks are linear until the softmax, as in the official code
-        self.class_head = nn.Sequential(nn.Linear(flat, cfg.class_hidden), nn.Linear(cfg.class_hidden, cfg.class_hidden),
-                                        nn.Linear(cfg.class_hidden, NUM_CLASSES))
+        c = cfg.class_hidden
+        self.class_head = nn.Sequential(nn.Linear(flat, c), nn.Linear(c, c), nn.Linear(c, NUM_CLASSES))
         self.global_head = nn.Sequential(nn.Linear(flat, 4 * g), nn.Linear(4 * g, 2 * g), nn.Linear(2 * g, g))
         self.mid_level = nn.Sequential(ConvBlock(trunk_channels, h), ConvBlock(h, g))
         up = nn.Upsample(scale_factor=2, mode="nearest")

@@ -108,7 +108,8 @@ def summaries_table(run_dirs: list[Path | str]) -> pd.DataFrame:
         elif gray["num_images"] != grayscale["num_images"]:
             raise ValueError(f"{run_dir} was scored on {gray['num_images']} test images, {grayscale['run_dir']} on "
                              f"{grayscale['num_images']}: a table needs one test set")
-    return pd.DataFrame(rows + [grayscale])
+    table = pd.DataFrame(rows + [grayscale])
+    return table.astype({"steps": "Int64"})  # integers, with <NA> on the grayscale row
 
 
 def markdown_table(table: pd.DataFrame) -> str:

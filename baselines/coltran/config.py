@@ -62,8 +62,8 @@ class ColTranConfig(RunConfig):
                 raise ValueError(f"{width}: {getattr(self, width)} must be divisible by {heads}="
                                  f"{getattr(self, heads)}")
         if self.spatial_batch_size > self.batch_size:
-            raise ValueError(f"spatial_batch_size: {self.spatial_batch_size} is more than batch_size={self.batch_size}; "
-                             "it takes part of each batch (0 = all of it)")
+            raise ValueError(f"spatial_batch_size: {self.spatial_batch_size} is more than batch_size="
+                             f"{self.batch_size}; it takes part of each batch (0 = all of it)")
         if self.lambda_ar == 0:
             raise ValueError("lambda_ar: 0 leaves the autoregressive core untrained; it must be positive")
 

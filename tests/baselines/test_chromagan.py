@@ -75,7 +75,8 @@ def test_random_weights_switch_the_class_term_off_and_say_so(tmp_path: Path, cap
     assert "class KL term (alpha=0.003) is OFF" in caplog.text
     assert step.teacher is None and step.weights["classes"] == 0
     description = step.describe()
-    assert description["vgg_weights"] == "random(seed=0)" and description["class_kl"].startswith("off (vgg_weights=random")
+    assert description["vgg_weights"] == "random(seed=0)"
+    assert description["class_kl"].startswith("off (vgg_weights=random")
     terms = step(fixed_batch())
     assert "classes" not in terms and {"color", "adversarial", "g_total", "d_loss", "gp", "wasserstein"} <= set(terms)
 
