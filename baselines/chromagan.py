@@ -75,10 +75,12 @@ class ChromaGANConfig(RunConfig):
     head_width: int = opt(512, "channels of the global and mid-level branch convolutions (paper: 512)", min=1)
     global_dim: int = opt(256, "global feature vector size g; its dense layers are 4g -> 2g -> g (paper: 256)",
                           min=1)
-    class_hidden: int = opt(4096, "width of the class head's two hidden dense layers (paper: 4096)", min=1)
+    class_hidden: int = opt(4096, "width of the two hidden dense layers before the 1000-way softmax (paper: 4096)",
+                            min=1)
     decoder_width: int = opt(128, "decoder width d: fusion 2d (1x1), then d, d/2, d/2, d/4 (paper: 128)", min=4)
-    vgg_weights: str = opt("random", "imagenet (torchvision VGG16 from the torch hub cache), random (no class "
-                           "KL term), or a VGG16 .pth state_dict path; inits the trunk and is the KL teacher")
+    vgg_weights: str = opt("random", "imagenet (torchvision VGG16 from the torch hub cache), random (then the "
+                           "class-distribution KL term is off), or a VGG16 .pth state_dict path; inits the trunk "
+                           "and is the KL teacher")
     vgg_input: str = opt("unit", "what the trunk and the teacher read: 'unit' = tiled L in [0, 1] as the "
                          "official code (no mean subtraction); 'imagenet' = ImageNet mean/std normalised",
                          choices=("unit", "imagenet"))
@@ -281,7 +283,7 @@ class ChromaGANStep:
         self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
 
     def describe(self) -> dict[str, str]:
-        """Recorded in provenance.json and shown beside every result."""
+        """Recorded in provenance.json and eval/summary.json; ``notes`` is shown beside every result (Table 1)."""
         if self.teacher is not None:
             class_kl = f"on (alpha={self.cfg.alpha}, teacher: {self.vgg_source} VGG16)"
         elif self.cfg.vgg_weights == "random":
@@ -289,7 +291,7 @@ class ChromaGANStep:
         else:
             class_kl = "off (alpha=0)"
         return {"vgg_weights": self.vgg_source, "class_kl": class_kl,
-                "deviations": f"trained and scored at {self.cfg.image_size} px (paper: 224)"}
+                "notes": f"class KL term {class_kl}; trained and scored at {self.cfg.image_size} px (paper: 224)"}
 
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "critic": self.critic}

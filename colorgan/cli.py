@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,7 +47,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[RunConfig
 
 def config_from_args(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
     """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
-    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    try:
+        params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params: not valid JSON ({err}); give an object such as '{{\"num_steps\": 5}}'") from None
     for f in dataclasses.fields(config_cls):
         value = getattr(args, f.name, None)
         if value is not None:
@@ -70,9 +74,19 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     evaluate.add_argument("--diversity", type=int, default=0, metavar="K",
                           help="also measure diversity over K >= 2 noise samples per image")
 
-    table = commands.add_parser("table", help="one results table (Markdown + CSV) from evaluated runs")
-    table.add_argument("run_dirs", nargs="+", type=Path, help="run folders that `colorgan evaluate` has scored")
-    table.add_argument("-o", "--output", type=Path, required=True, help="folder for table.md and table.csv")
+    reproduce = commands.add_parser("reproduce", help="run the book's notebooks for a profile and render the book")
+    reproduce.add_argument("--profile", default="smoke", help="smoke (default, offline), voc-mini or paper")
+    reproduce.add_argument("--data", default="", help="data folder for profiles that need one")
+    reproduce.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+    reproduce.add_argument("--book-only", action="store_true", help="only re-render the book")
+
+    ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
+    ablations.add_argument("--profile", default="ablation-mini", help="ablation-mini (default), smoke or paper")
+    ablations.add_argument("--data", default="", help="data folder for profiles that need one")
+    ablations.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+
+    data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
+    data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
 
     colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
     colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
@@ -104,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -130,21 +144,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         record = json.loads((run_dir / "eval" / "summary.json").read_text())
         print(f"\n{run_dir} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
               f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']})")
-        if "class_kl" in record:  # ChromaGAN: whether its class KL term was on must show beside its numbers
-            print(f"class KL term: {record['class_kl']}")
+        if record.get("notes"):  # e.g. ChromaGAN's class KL term off: shown beside the numbers, never silent
+            print(f"notes: {record['notes']}")
         print(format_summary(summary))
-    return 0
-
-
-def cmd_table(args: argparse.Namespace) -> int:
-    from colorgan.evaluate import markdown_table, summaries_table
-
-    table = summaries_table(args.run_dirs)
-    args.output.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.output / "table.csv", index=False)
-    text = markdown_table(table)
-    (args.output / "table.md").write_text(text + "\n")
-    print(text)
     return 0
 
 
@@ -155,7 +157,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     config_cls, build_step = METHODS[run_method(args.run)]
     device = runtime.select_device(args.device)
-    cfg, step, _ = load_trained(args.run, config_cls, build_step, device)
+    cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
     outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed)
     failed = [o for o in outcomes if o.error]
     for outcome in outcomes:
@@ -165,4 +167,31 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "table": cmd_table, "colorize": cmd_colorize}
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from colorgan import pipeline
+
+    started = time.monotonic()
+    kind = "ablations" if args.command == "ablations" else "reproduce"
+    # every stage's parameters are validated here, before any notebook runs
+    p = pipeline.plan(args.profile, METHODS, args.data, pipeline.parse_overrides(args.params), kind=kind)
+    if getattr(args, "book_only", False):
+        html = pipeline.build_book(p)
+    else:
+        outcome = pipeline.run(p)
+        for stage, state in outcome.items():
+            print(f"  {stage:<18} {state}")
+        html = p.out_dir / "html-build" / "_build" / "html"
+    print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def cmd_data_voc(args: argparse.Namespace) -> int:
+    from colorgan.data import fetch_voc
+
+    print(f"VOC2012 JPEGImages ready at {fetch_voc(args.root)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce,
+            "ablations": cmd_reproduce,
+            "data-voc": cmd_data_voc}

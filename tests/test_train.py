@@ -81,3 +81,18 @@ def test_max_minutes_stops_with_a_checkpoint(tmp_path: Path):
     result = fit(cfg, ColorGANStep(cfg, CPU), train_set, CPU)
     assert result.stopped_early and result.step == 1
     assert [p.name for p in CheckpointDir(Path(cfg.run_dir) / "checkpoints").paths()] == ["step_00000001.pt"]
+
+
+def test_train_or_reuse_reuses_finished_and_resumes_partial(tmp_path: Path):
+    from colorgan.train import train_or_reuse
+
+    cfg = tiny_config(tmp_path, num_steps=4, checkpoint_every=2)
+    first = train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
+    stamp = (Path(cfg.run_dir) / "finished.json").stat().st_mtime_ns
+    again = train_or_reuse(cfg.replace(progress=True), ColorGANStep, tmp_path / "cache")  # bookkeeping only
+    assert (again.step, again.total_steps) == (first.step, 4)
+    assert (Path(cfg.run_dir) / "finished.json").stat().st_mtime_ns == stamp  # nothing retrained
+    longer = train_or_reuse(cfg.replace(num_steps=6), ColorGANStep, tmp_path / "cache")  # resumes from step 4
+    assert longer.step == 6
+    lines = (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4, 5, 6]

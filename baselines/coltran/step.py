@@ -80,12 +80,12 @@ class ColTranStep:
         self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
 
     def describe(self) -> dict[str, str]:
+        """Recorded in provenance.json and eval/summary.json; ``notes`` is shown beside every result (Table 1)."""
         cfg = self.cfg
+        weights = f"EMA {cfg.ema_decay}" if self.averages else "raw weights (ema_decay=0)"
         return {"vgg_weights": "unused (ColTran has no VGG)",
-                "sampling": f"core: {cfg.sampling}; upsamplers: argmax; weights: "
-                            + (f"EMA {cfg.ema_decay}" if self.averages else "raw (ema_decay=0)"),
-                "deviations": f"core {cfg.coarse_size}x{cfg.coarse_size} -> {cfg.image_size} px; gray input from "
-                              "the suite's L (not Rec. 601 luma); no relative-position bias"}
+                "notes": f"core {cfg.coarse_size}x{cfg.coarse_size} ({cfg.sampling}), upsamplers argmax, {weights}; "
+                         "RGB output (input L not kept, as ColTran); gray input from the suite's L"}
 
     def modules(self) -> dict[str, nn.Module]:
         return {**self.networks, **{f"{name}_ema": average for name, average in self.averages.items()}}

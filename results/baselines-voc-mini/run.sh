@@ -19,9 +19,9 @@ $PY train --method chromagan $COMMON --run-dir $RUNS/chromagan \
   > $RUNS/chromagan.log 2>&1 &
 $PY train --method coltran $COMMON --run-dir $RUNS/coltran \
   --batch-size 16 --coarse-size 16 --hidden-size 64 --ff-size 128 --num-heads 2 --num-encoder-layers 2 \
-  --num-outer-layers 1 --num-inner-layers 1 --upsampler-hidden-size 32 --upsampler-ff-size 64 \
-  --upsampler-heads 2 --num-color-upsampler-layers 1 --num-spatial-upsampler-layers 2 --spatial-batch-size 4 \
-  --ema-decay 0.99 \
+  --num-outer-layers 1 --num-inner-layers 1 --upsampler-hidden-size 64 --upsampler-ff-size 128 \
+  --upsampler-heads 2 --num-color-upsampler-layers 1 --num-spatial-upsampler-layers 1 --spatial-batch-size 4 \
+  --ema-decay 0.99 --lr 1e-3 \
   > $RUNS/coltran.log 2>&1 &
 wait
 
@@ -29,4 +29,19 @@ wait
 $PY evaluate $RUNS/coltran --batch-size 125 > $RUNS/coltran-eval.log 2>&1 &
 $PY evaluate $RUNS/colorgan $RUNS/chromagan > $RUNS/gan-eval.log 2>&1
 wait
-$PY table $RUNS/colorgan $RUNS/chromagan $RUNS/coltran -o results/baselines-voc-mini
+
+# the book's Table 1 function (reuses the evaluations above) and run report, then the small files of each run
+OUT=results/baselines-voc-mini
+nice -n 5 ${PYTHON:-.venv/bin/python} -c "
+from colorgan import report
+from colorgan.cli import METHODS
+runs = ['$RUNS/colorgan', '$RUNS/chromagan', '$RUNS/coltran']
+table, per_image = report.table1(runs, METHODS)
+report.save_table1(table, per_image, '$OUT')
+open('$OUT/run_report.md', 'w').write(report.table_markdown(report.run_report(runs)))
+print(report.table_markdown(table))"
+for m in colorgan chromagan coltran; do
+  mkdir -p $OUT/$m/eval
+  cp $RUNS/$m/{config.json,provenance.json,finished.json,metrics.jsonl} $OUT/$m/
+  cp $RUNS/$m/eval/summary.json $OUT/$m/eval/
+done

@@ -3,7 +3,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torchvision
@@ -11,7 +10,8 @@ from PIL import Image
 
 from baselines.chromagan import (NUM_CLASSES, ChromaGANConfig, ChromaGANGenerator, ChromaGANStep, class_kl_term,
                                  from_chromagan_units, to_chromagan_units)
-from colorgan.cli import main
+from colorgan import report
+from colorgan.cli import METHODS, main
 from colorgan.data import sample_images
 from colorgan.models import PatchCritic, hub_checkpoint_path
 from tests.conftest import assert_resume_equals_uninterrupted, fixed_batch_history, write_images
@@ -130,17 +130,16 @@ TINY_CLI = ["--method", "chromagan", "--image-size", "32", "--batch-size", "4", 
             "--decoder-width", "8", "--disc-width", "8", "--no-progress", "--num-bootstrap", "200"]
 
 
-def test_cli_train_evaluate_table_colorize(tmp_path: Path, capsys, monkeypatch):
+def test_cli_train_evaluate_colorize_and_table1(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the image cache goes under ./.cache
     run = tmp_path / "run"
     assert main(["train", *TINY_CLI, "--run-dir", str(run)]) == 0
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "chromagan" in out and "class KL term: off (vgg_weights=random" in out
-    assert main(["table", str(run), "-o", str(tmp_path / "table")]) == 0
-    table = pd.read_csv(tmp_path / "table" / "table.csv")
-    assert list(table.method) == ["chromagan", "grayscale (ab = 0)"] and table.steps[0] == 2
-    assert "off (vgg_weights=random" in (tmp_path / "table" / "table.md").read_text()
+    assert "chromagan" in out and "notes: class KL term off (vgg_weights=random" in out
+    table, _ = report.table1([str(run)], METHODS)  # the book's Table 1 shows the switch beside the numbers
+    assert list(table.Method) == ["ChromaGAN", "grayscale (ab = 0)"] and table.steps[0] == 2
+    assert table.notes[0].startswith("class KL term off (vgg_weights=random")
     write_images(tmp_path / "photos", 1, size=(50, 40))
     assert main(["colorize", str(tmp_path / "photos" / "img_000.png"), "-o", str(tmp_path / "out"),
                  "--run", str(run)]) == 0

@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -13,7 +12,8 @@ from baselines.coltran.quantize import (area_downsample, bins_to_labels, gray_le
                                         nearest_upsample, to_coarse_bits)
 from baselines.coltran.step import bits_per_dim, make_targets
 from baselines.coltran.upsampler import ParallelUpsampler
-from colorgan.cli import main
+from colorgan import report
+from colorgan.cli import METHODS, main
 from colorgan.color import rgb_to_model
 from colorgan.data import sample_images
 from tests.conftest import assert_resume_equals_uninterrupted, fixed_batch_history, write_images
@@ -134,7 +134,7 @@ def test_resume_equals_uninterrupted(tmp_path: Path):
     assert any(k.startswith("core_ema.") for k in tensors)  # the Polyak averages are checkpointed too
 
 
-def test_cli_train_evaluate_table_colorize(tmp_path: Path, capsys, monkeypatch):
+def test_cli_train_evaluate_colorize_and_table1(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the image cache goes under ./.cache
     run = tmp_path / "run"
     params = json.dumps({k: v for k, v in PRESETS["tiny"].items()})
@@ -142,9 +142,8 @@ def test_cli_train_evaluate_table_colorize(tmp_path: Path, capsys, monkeypatch):
                  "--no-progress", "--num-bootstrap", "200", "--run-dir", str(run)]) == 0
     assert main(["evaluate", str(run)]) == 0
     assert "coltran" in capsys.readouterr().out
-    assert main(["table", str(run), "-o", str(tmp_path / "table")]) == 0
-    table = pd.read_csv(tmp_path / "table" / "table.csv")
-    assert list(table.method) == ["coltran", "grayscale (ab = 0)"] and table.image_size[0] == 16
+    table, _ = report.table1([str(run)], METHODS)
+    assert list(table.Method) == ["ColTran", "grayscale (ab = 0)"] and "RGB output" in table.notes[0]
     write_images(tmp_path / "photos", 1, size=(30, 20))
     assert main(["colorize", str(tmp_path / "photos" / "img_000.png"), "-o", str(tmp_path / "out"),
                  "--run", str(run)]) == 0
