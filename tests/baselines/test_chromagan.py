@@ -9,7 +9,7 @@ import torchvision
 from PIL import Image
 
 from baselines.chromagan import (NUM_CLASSES, ChromaGANConfig, ChromaGANGenerator, ChromaGANStep, class_kl_term,
-                                 from_chromagan_units, to_chromagan_units)
+                                 from_chromagan_units, tile_L, to_chromagan_units)
 from colorgan import report
 from colorgan.cli import METHODS, main
 from colorgan.data import sample_images
@@ -54,6 +54,9 @@ def test_units_are_the_official_codes_and_invert():
     assert L01.flatten().tolist() == [0.0, 1.0]  # L* / 100
     assert ab01[0, 0].item() == pytest.approx(128 / 255)  # a* = 0 is OpenCV's 128
     assert torch.allclose(from_chromagan_units(ab01), ab, atol=1e-6)
+    assert torch.equal(tile_L(L01, "unit")[:, 2], L01[:, 0])  # the official code: tiled L in [0, 1], no mean
+    normalised = tile_L(torch.full((1, 1, 1, 1), 0.485), "imagenet")
+    assert normalised[0, 0].item() == pytest.approx(0.0) and normalised[0, 1].item() != 0  # per-channel mean/std
 
 
 def test_class_kl_is_zero_only_for_matching_distributions():
