@@ -18,6 +18,8 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from baselines.chromagan import ChromaGANConfig, ChromaGANStep
+from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
 from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig
 from colorgan.step import ColorGANStep
@@ -26,6 +28,8 @@ from colorgan.train import StepFactory
 # method name -> (config class, step factory). Baselines register here (and only here).
 METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
     "colorgan": (ColorGANConfig, ColorGANStep),
+    "chromagan": (ChromaGANConfig, ChromaGANStep),
+    "coltran": (ColTranConfig, ColTranStep),
 }
 
 
@@ -154,6 +158,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         record = json.loads((run_dir / "eval" / "summary.json").read_text())
         print(f"\n{run_dir} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
               f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']})")
+        if record.get("notes"):  # e.g. ChromaGAN's class KL term off: shown beside the numbers, never silent
+            print(f"notes: {record['notes']}")
         print(format_summary(summary))
     return 0
 

@@ -36,18 +36,29 @@ BOOK_SOURCES = REPO_ROOT / "book"
 # Settings that every training stage of a profile shares. Values are config fields.
 _SMOKE_DATA = {"data": "samples", "image_size": 64, "num_sample_crops": 512}
 _SMOKE_TRAIN = {"batch_size": 16, "num_bootstrap": 1000, "checkpoint_every": 50, "log_every": 5}
+# The baselines at CPU widths (their defaults are the papers' sizes); see results/baselines-voc-mini/.
+_CHROMAGAN_CPU = {"trunk_width": 32, "head_width": 256, "global_dim": 128, "class_hidden": 1024, "decoder_width": 64,
+                  "disc_width": 32, "lr_g": 1e-4, "lr_d": 1e-4}
+_COLTRAN_CPU = {"coarse_size": 16, "hidden_size": 64, "ff_size": 128, "num_heads": 2, "num_encoder_layers": 2,
+                "num_outer_layers": 1, "num_inner_layers": 1, "upsampler_hidden_size": 64, "upsampler_ff_size": 128,
+                "upsampler_heads": 2, "num_color_upsampler_layers": 1, "num_spatial_upsampler_layers": 1,
+                "spatial_batch_size": 4, "ema_decay": 0.99, "lr": 1e-3}
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # offline, minutes on a 2-core CPU; numbers NOT comparable with the paper (every page says so)
     "smoke": {
         "data": _SMOKE_DATA,
         "train": {**_SMOKE_DATA, **_SMOKE_TRAIN},
         "train_colorgan": {"num_steps": 120, "gen_width": 32, "noise_width": 128, "disc_width": 32},
+        "train_chromagan": {"num_steps": 120, **_CHROMAGAN_CPU},
+        "train_coltran": {"num_steps": 120, **_COLTRAN_CPU},
     },
     # real photos at 64 px on a CPU in well under an hour
     "voc-mini": {
         "data": {"data": "folder", "image_size": 64},
         "train": {"data": "folder", "image_size": 64, "batch_size": 16, "checkpoint_every": 200, "log_every": 10},
         "train_colorgan": {"num_steps": 1500, "gen_width": 32, "noise_width": 128, "disc_width": 32},
+        "train_chromagan": {"num_steps": 1500, "batch_size": 10, **_CHROMAGAN_CPU},
+        "train_coltran": {"num_steps": 1500, **_COLTRAN_CPU},
     },
     # the paper's protocol (§3.1): VOC2012, 256 px, 300 epochs, batch 16, ImageNet VGG; GPU work
     "paper": {
@@ -55,6 +66,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300, "checkpoint_every": 2000,
                   "log_every": 50},
         "train_colorgan": {"vgg_weights": "imagenet"},
+        # ChromaGAN with its ImageNet VGG16 (trunk + class KL teacher); ColTran at its paper sizes (64 px core)
+        "train_chromagan": {"vgg_weights": "imagenet"},
+        "train_coltran": {"spatial_batch_size": 4},  # 256x256 axial attention: a few images per step
         "ablations": {"base": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300,
                                "vgg_weights": "imagenet", "checkpoint_every": 2000, "log_every": 50}},
     },

@@ -66,7 +66,7 @@ def test_overrides_reach_the_stages_that_have_them(tmp_path):
     train = p.params["train_colorgan"]
     assert (train["lambda_s"], train["num_steps"], train["seed"]) == (0, 7, 3)
     assert p.params["table1"]["seed"] == 3 and "lambda_s" not in p.params["data"]
-    assert p.params["table1"]["run_dirs"] == [train["run_dir"]]
+    assert p.params["table1"]["run_dirs"] == [p.params[f"train_{method}"]["run_dir"] for method in METHODS]
     other = pipeline.plan("smoke", METHODS, overrides={"lambda_s": 0.5}, results_root=tmp_path)
     assert other.params["train_colorgan"]["run_dir"] != train["run_dir"]  # a run folder per config
 
