@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-fast reproduce bench clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations bench data-voc clean-cache
 
 setup: $(STAMP)
 
@@ -18,16 +18,36 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
+
+# Debian's Chromium + ChromeDriver for the rendered-book test (skipped with a reason where absent).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "warning: could not install chromium; the book rendering test will be skipped"
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# Placeholder until the book pipeline lands: train on the bundled samples, then evaluate.
+# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."]
+PROFILE ?= smoke
+DATA    ?=
+PARAMS  ?=
 reproduce: setup
-	$(PY) -m colorgan train --image-size 64 --num-steps 200 --run-dir results/smoke/runs/colorgan --resume
-	$(PY) -m colorgan evaluate results/smoke/runs/colorgan
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)"
+
+# Re-render the book from the executed notebooks (no stage runs).
+book: setup
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --book-only
+
+# make ablations PROFILE=ablation-mini DATA=../shared/data/voc-mini: every variant x 3 seeds, table + chart
+ablations: setup
+	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
+
+# PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
+data-voc: setup
+	$(PY) -m colorgan data-voc --root data
 
 # Speed of every variant in one run -> results/bench/<device>.{json,md}. On CPU it runs at 32x32;
 # on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"

@@ -13,22 +13,27 @@ import json
 import logging
 import os
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from baselines.chromagan import ChromaGANConfig, ChromaGANStep
+from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
-from colorgan.config import BenchConfig, ColorGANConfig, Config, RunConfig
+from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import StepFactory
 
 # method name -> (config class, step factory). Baselines register here (and only here).
 METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
     "colorgan": (ColorGANConfig, ColorGANStep),
+    "chromagan": (ChromaGANConfig, ChromaGANStep),
+    "coltran": (ColTranConfig, ColTranStep),
 }
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Config]) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Params]) -> None:
     """One ``--flag`` per dataclass field, typed and documented from the field's metadata."""
     hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"{config_cls.__name__} fields")
@@ -43,9 +48,12 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Config]) 
                                metavar=kind.__name__.upper(), help=help_text)
 
 
-def config_from_args(config_cls: type[Config], args: argparse.Namespace) -> Config:
+def config_from_args(config_cls: type[Params], args: argparse.Namespace) -> Params:
     """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
-    params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    try:
+        params: dict[str, Any] = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--params: not valid JSON ({err}); give an object such as '{{\"num_steps\": 5}}'") from None
     for f in dataclasses.fields(config_cls):
         value = getattr(args, f.name, None)
         if value is not None:
@@ -68,6 +76,20 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--diversity", type=int, default=0, metavar="K",
                           help="also measure diversity over K >= 2 noise samples per image")
+
+    reproduce = commands.add_parser("reproduce", help="run the book's notebooks for a profile and render the book")
+    reproduce.add_argument("--profile", default="smoke", help="smoke (default, offline), voc-mini or paper")
+    reproduce.add_argument("--data", default="", help="data folder for profiles that need one")
+    reproduce.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+    reproduce.add_argument("--book-only", action="store_true", help="only re-render the book")
+
+    ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
+    ablations.add_argument("--profile", default="ablation-mini", help="ablation-mini (default), smoke or paper")
+    ablations.add_argument("--data", default="", help="data folder for profiles that need one")
+    ablations.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+
+    data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
+    data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
 
     colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
     colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
@@ -107,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format=f"%(levelname)s {f'[rank {ctx.rank}] ' if ctx.enabled else ''}%(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -136,6 +158,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         record = json.loads((run_dir / "eval" / "summary.json").read_text())
         print(f"\n{run_dir} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
               f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']})")
+        if record.get("notes"):  # e.g. ChromaGAN's class KL term off: shown beside the numbers, never silent
+            print(f"notes: {record['notes']}")
         print(format_summary(summary))
     return 0
 
@@ -147,7 +171,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     config_cls, build_step = METHODS[run_method(args.run)]
     device = runtime.select_device(args.device)
-    cfg, step, _ = load_trained(args.run, config_cls, build_step, device)
+    cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
     outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed)
     failed = [o for o in outcomes if o.error]
     for outcome in outcomes:
@@ -155,6 +179,31 @@ def cmd_colorize(args: argparse.Namespace) -> int:
             print(f"failed: {outcome.source}: {outcome.error}", file=sys.stderr)
     print(f"colorized {len(outcomes) - len(failed)} of {len(outcomes)} file(s) into {args.output}")
     return 1 if failed else 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from colorgan import pipeline
+
+    started = time.monotonic()
+    kind = "ablations" if args.command == "ablations" else "reproduce"
+    # every stage's parameters are validated here, before any notebook runs
+    p = pipeline.plan(args.profile, METHODS, args.data, pipeline.parse_overrides(args.params), kind=kind)
+    if getattr(args, "book_only", False):
+        html = pipeline.build_book(p)
+    else:
+        outcome = pipeline.run(p)
+        for stage, state in outcome.items():
+            print(f"  {stage:<18} {state}")
+        html = p.out_dir / "html-build" / "_build" / "html"
+    print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def cmd_data_voc(args: argparse.Namespace) -> int:
+    from colorgan.data import fetch_voc
+
+    print(f"VOC2012 JPEGImages ready at {fetch_voc(args.root)}")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -168,4 +217,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
+            "ablations": cmd_reproduce,
+            "data-voc": cmd_data_voc}

@@ -7,10 +7,14 @@ flags (``cli.py``) and the notebooks' parameter check, so there is one list of o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 # VGG19 ``features`` layer names -> (index of the ReLU in torchvision's vgg19().features,
@@ -32,24 +36,48 @@ DATA_SOURCES = ("samples", "voc", "folder")
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
         max: float | None = None) -> Any:
-    """A dataclass field with its help text and allowed values (read by validation and the CLI)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max})
+    """A dataclass field with its help text and allowed values (read by validation and the CLI).
+
+    A dict or list default is copied for each instance (dataclasses forbid shared mutable defaults).
+    """
+    metadata = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
-class Config:
-    """What every experiment dataclass shares: building from a flat dict, copying with changes."""
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value, whether given directly or by a factory."""
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+class Params:
+    """Shared by every config dataclass: build from a flat dict, copy with changes, dump as a dict."""
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Any:
         """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
+        if not isinstance(params, dict):
+            raise ValueError(f"parameters for {cls.__name__} must be a dict of field values, got {type(params).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(params) - names)
         if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for {cls.__name__}; allowed: {sorted(names)}")
+            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+            detail = "; ".join(f"{k!r} (did you mean {v[0]!r}?)" if v else repr(k) for k, v in hints.items())
+            raise ValueError(f"unknown parameter(s) for {cls.__name__}: {detail}. Allowed: {sorted(names)}")
         return cls(**params)
 
+    @classmethod
+    def from_namespace(cls, namespace: dict[str, Any]) -> Any:
+        """Build from a notebook's variables: the parameters cell defines one variable per field."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise ValueError(f"the notebook's parameters cell lacks {missing} for {cls.__name__}")
+        return cls.from_params({n: namespace[n] for n in names})
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"method": getattr(self, "method", type(self).__name__), **dataclasses.asdict(self)}
 
     def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed (validated again)."""
@@ -57,13 +85,8 @@ class Config:
 
 
 @dataclass(frozen=True)
-class RunConfig(Config):
-    """What every method's training run shares: data, optimisation budget, bookkeeping.
-
-    Baselines subclass this and add their own model and loss fields.
-    """
-
-    method: ClassVar[str] = "base"
+class DataConfig(Params):
+    """Which images, at which size: the data overview notebook's config and every run's first fields."""
 
     # --- data (paper §3.1: PASCAL VOC, 15,413 train / 1,712 test, 256x256) ---
     data: str = opt("samples", "image source: bundled sample photos, a VOC2012 folder, or any image folder",
@@ -75,6 +98,25 @@ class RunConfig(Config):
     image_size: int = opt(256, "square training and evaluation size in pixels (paper: 256)", min=8)
     max_images: int = opt(0, "use only the first N training images (0 = all); for quick runs", min=0)
     flip: bool = opt(True, "random horizontal flips during training")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if self.data in ("voc", "folder") and not self.data_root:
+            raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
+        if self.data in ("voc", "folder") and not Path(self.data_root).expanduser().is_dir():
+            raise ValueError(f"data_root: {self.data_root!r} is not an existing folder; data={self.data!r} reads "
+                             "its images from there (give the folder's path, or use data='samples')")
+
+
+
+@dataclass(frozen=True)
+class RunConfig(DataConfig):
+    """What every method's training run shares: data, optimisation budget, bookkeeping.
+
+    Baselines subclass this and add their own model and loss fields.
+    """
+
+    method: ClassVar[str] = "base"
 
     # --- optimisation (paper §3.1) ---
     batch_size: int = opt(16, "images per step (paper: 16)", min=1)
@@ -96,14 +138,11 @@ class RunConfig(Config):
     num_bootstrap: int = opt(1000, "bootstrap resamples for 95% intervals in evaluation", min=100)
 
     def __post_init__(self) -> None:
-        validate_fields(self)
-        if self.data in ("voc", "folder") and not self.data_root:
-            raise ValueError(f"data_root: data={self.data!r} needs data_root (a folder path); got ''")
+        super().__post_init__()
+        if not self.run_dir.strip():
+            raise ValueError("run_dir: '' is not allowed; give the folder for this run's results")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -162,9 +201,43 @@ class ColorGANConfig(RunConfig):
         if max(self.lambda_g, self.lambda_p, self.lambda_l1, self.lambda_s) == 0:
             raise ValueError("lambda_g, lambda_p, lambda_l1, lambda_s: all four are 0, so eq. 1 is empty; "
                              "give at least one a positive weight")
+        if self.vgg_weights not in ("imagenet", "random") and not Path(self.vgg_weights).expanduser().is_file():
+            raise ValueError(f"vgg_weights: {self.vgg_weights!r} is not allowed; use 'imagenet', 'random', or "
+                             "the path of an existing state_dict file (.pth)")
         if not self.use_noise and self.lambda_s > 0:
             raise ValueError("lambda_s: the noise branch is off (use_noise=False), so Ls does not exist; "
                              "set lambda_s=0")
+
+
+@dataclass(frozen=True)
+class Table1Config(Params):
+    """The evaluation notebook: Table 1 and Fig. 2 from trained runs (one run folder per method)."""
+
+    run_dirs: list = opt(None, "run folders to compare (written by the training notebooks)")
+    out_dir: str = opt("results/custom", "where table1.csv/.md, fig2.png and per-image metrics go")
+    num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
+    num_diversity_samples: int = opt(5, "noise samples of ColorGAN per image (diversity column and strip)", min=0)
+    seed: int = opt(0, "seed of the noise z in evaluation and Fig. 2", min=0)
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not self.run_dirs or not all(isinstance(r, str) for r in self.run_dirs):
+            raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
+
+
+@dataclass(frozen=True)
+class ReportConfig(Params):
+    """The report page: what was run and how it differs from the paper's protocol."""
+
+    run_dirs: list = opt(None, "run folders that fed Table 1")
+    profile: str = opt("custom", "name of the profile that produced the runs (smoke, voc-mini, paper, ...)")
+    out_dir: str = opt("results/custom", "the profile's results folder")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not self.run_dirs:
+            raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
 
 
 # `colorgan bench` variants: name -> the ColorGANConfig fields it changes from fp32 eager (the reference:
@@ -188,7 +261,7 @@ BENCH_DEVICE_DEFAULTS = {
 
 
 @dataclass(frozen=True)
-class BenchConfig(Config):
+class BenchConfig(Params):
     """`colorgan bench`: throughput, step parts, FLOPs, MFU, memory and the input pipeline, in one run.
 
     The model is ColorGAN with the paper's widths (change it with ``model_params``); variants run
@@ -244,18 +317,61 @@ class BenchConfig(Config):
         return ColorGANConfig.from_params({**base, **params, "image_size": image_size, **batch, **changes})
 
 
+# The ablation study's variants (issue: each a parameter override of the same config).
+ABLATION_VARIANTS = {
+    "full": {},
+    "no_adversarial": {"lambda_g": 0.0},
+    "no_perceptual": {"lambda_p": 0.0},
+    "no_l1": {"lambda_l1": 0.0},
+    "no_ls": {"lambda_s": 0.0},
+    "no_noise": {"use_noise": False, "lambda_s": 0.0},
+    "no_skips": {"use_skips": False},
+    "noise_std_0.01": {"noise_std": 0.01},
+    "noise_std_0.5": {"noise_std": 0.5},
+}
+
+
+@dataclass(frozen=True)
+class AblationConfig(Params):
+    """The ablation study: variants (ColorGANConfig overrides) x seeds on one base config."""
+
+    variants: dict = opt(ABLATION_VARIANTS, "variant name -> ColorGANConfig overrides; 'full' is the reference")
+    seeds: list = opt([0, 1, 2], "training seeds per variant (3 or more for intervals worth reading)")
+    base: dict = opt({}, "ColorGANConfig fields shared by every variant (data, size, steps, widths, ...)")
+    num_diversity_samples: int = opt(4, "noise samples per test image for the diversity metric", min=2)
+    out_dir: str = opt("results/ablations", "where runs, tables and charts go")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if "full" not in self.variants:
+            raise ValueError(f"variants: needs a 'full' variant (the reference); got {sorted(self.variants)}")
+        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
+        for name, overrides in self.variants.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"variants[{name!r}]: expected a dict of ColorGANConfig fields; got {overrides!r}")
+            try:
+                ColorGANConfig.from_params({**self.base, **overrides})
+            except ValueError as err:
+                raise ValueError(f"variants[{name!r}]: {err}") from None
+
+
 def validate_fields(cfg: Any) -> None:
     """Check every field's type, choices and range. Raises ValueError naming field, value and what is allowed."""
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         expected = hints[f.name]
+        if f.default is None and value is None:
+            continue  # checked by the class itself
         ok = (isinstance(value, bool) if expected is bool
               else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
               else isinstance(value, int) and not isinstance(value, bool) if expected is int
               else isinstance(value, expected))
         if not ok:
             raise ValueError(f"{f.name}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
+        if expected is float and not math.isfinite(value):  # NaN would pass every range check below
+            raise ValueError(f"{f.name}: {value!r} is not allowed; give a finite number")
         meta = f.metadata
         if meta.get("choices") and value not in meta["choices"]:
             raise ValueError(f"{f.name}: {value!r} is not allowed; choose one of {list(meta['choices'])}")

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import queue
 import threading
 import warnings
@@ -28,9 +29,9 @@ from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from colorgan.config import RunConfig
+from colorgan.config import DataConfig
 from colorgan.runtime import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ VOC_NUM_TEST = 1712  # paper §3.1: 15,413 train / 1,712 test
 T = TypeVar("T")
 _END = object()  # prefetch: the wrapped iterator is exhausted
 MAX_PIXELS = 100_000_000  # refuse larger declared sizes (decompression bombs) before decoding
+WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL modes of 16/32-bit grayscale files
 
 # Colour photos shipped with scikit-image and matplotlib (no download). Test photos are never cropped
 # for training. motorcycle_right is left out: it is the stereo twin of motorcycle_left.
@@ -83,7 +85,7 @@ def read_image(path: Path | str) -> Image.Image:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(path, "no such file")
+        raise ImageReadError(path, "not a file (a folder or special file)" if path.exists() else "no such file")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     try:
@@ -96,6 +98,8 @@ def read_image(path: Path | str) -> Image.Image:
                                                "(possible decompression bomb)")
                 img.seek(0)  # animated files: the first frame
                 img = ImageOps.exif_transpose(img)
+                if img.mode in WIDE_GRAY_MODES:
+                    img = scale_to_8bit(img)
                 has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
                 img = img.convert("RGBA" if has_alpha else "RGB")
                 img.load()
@@ -104,8 +108,21 @@ def read_image(path: Path | str) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageReadError(path, f"refused as a possible decompression bomb ({err})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image: its content matches no format Pillow reads "
+                                   "(the file name's extension is not used)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageReadError(path, f"not a readable image ({type(err).__name__}: {err})") from None
+
+
+def scale_to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer) grayscale to 8-bit "L" by scaling 0..65535 to 0..255.
+
+    PIL's own ``convert`` clips these modes at 255, which turns a 16-bit photo almost white.
+    Mode "I" is how PIL opens 16-bit PNG/TIFF gray in some versions, so it is read as 16-bit too.
+    """
+    wide = np.asarray(img, dtype=np.int64).clip(0, 65535)  # (H, W)
+    return Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
 
 
 def resize_square(img: Image.Image, size: int) -> np.ndarray:
@@ -136,7 +153,9 @@ def hash_split(files: Sequence[Path], num_test: int) -> tuple[list[Path], list[P
     Independent of the training seed and of the file system's order, so every run and every
     machine gets the same split. Returns (train, test), each sorted by name.
     """
-    ranked = sorted(files, key=lambda p: hashlib.sha1(p.name.encode()).hexdigest())
+    # fsencode: the name's bytes on disk (UTF-8 for ordinary names, so splits are unchanged); a name
+    # that is not valid UTF-8 would make str.encode() raise
+    ranked = sorted(files, key=lambda p: hashlib.sha1(os.fsencode(p.name)).hexdigest())
     test = sorted(ranked[:num_test])
     train = sorted(ranked[num_test:])
     return train, test
@@ -170,6 +189,28 @@ def folder_split(root: Path, test_fraction: float) -> tuple[list[Path], list[Pat
     return hash_split(files, int(round(len(files) * test_fraction)))
 
 
+VOC_ARCHIVE = "VOCtrainval_11-May-2012.tar"
+
+
+def fetch_voc(root: Path) -> Path:
+    """Download (where the network allows) and verify VOC2012 with torchvision's dataset code.
+
+    Offline, place the archive at ``root/VOC_ARCHIVE``: torchvision checks its MD5 and extracts it.
+    Returns the JPEGImages folder.
+    """
+    import torchvision
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        torchvision.datasets.VOCSegmentation(str(root), year="2012", image_set="trainval", download=True)
+    except Exception as err:  # URLError, HTTPError, socket errors, a checksum RuntimeError...
+        raise RuntimeError(
+            f"could not download or verify VOC2012 ({type(err).__name__}: {err}). Offline: fetch {VOC_ARCHIVE} "
+            f"(1.9 GB, from the PASCAL VOC2012 site) elsewhere, place it at {root / VOC_ARCHIVE}, and run "
+            "`make data-voc` again; torchvision checks its MD5 and extracts it") from None
+    return find_voc_images(root / "VOCdevkit")
+
+
 # ------------------------------------------------------------------------------------------- cache
 
 
@@ -183,8 +224,14 @@ def cached_images(files: Sequence[Path], size: int, cache_dir: Path, progress: b
     key = hashlib.sha256(json.dumps([entries, size]).encode()).hexdigest()[:20]
     array_path, index_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if array_path.exists() and index_path.exists():
-        index = json.loads(index_path.read_text())
-        return ImageSet(np.load(array_path, mmap_mode="r"), index["names"], index["skipped"])
+        try:
+            index = json.loads(index_path.read_text())
+            images = np.load(array_path, mmap_mode="r")
+            if images.shape != (len(index["names"]), 3, size, size):
+                raise ValueError(f"shape {images.shape} does not match its {len(index['names'])} names")
+            return ImageSet(images, index["names"], index["skipped"])
+        except (OSError, ValueError, KeyError, TypeError) as err:  # damaged or foreign cache: decode again
+            log.warning("image cache %s is unreadable (%s); decoding the images again", array_path, err)
 
     def decode(path: Path) -> np.ndarray | str:
         try:
@@ -269,7 +316,7 @@ def sample_images(num_train_crops: int, size: int) -> tuple[ImageSet, ImageSet]:
 # -------------------------------------------------------------------------------------- top level
 
 
-def load_split(cfg: RunConfig, cache_dir: Path = Path(".cache/images")) -> tuple[ImageSet, ImageSet, dict]:
+def load_split(cfg: DataConfig, cache_dir: Path = Path(".cache/images")) -> tuple[ImageSet, ImageSet, dict]:
     """Training and test images for ``cfg.data`` at ``cfg.image_size``, plus a description of the split.
 
     Returns:

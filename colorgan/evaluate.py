@@ -14,7 +14,7 @@ from colorgan import runtime
 from colorgan.config import RunConfig
 from colorgan.data import load_split
 from colorgan.metrics import evaluate, summarize
-from colorgan.train import StepFactory, load_trained, step_provenance
+from colorgan.train import CheckpointDir, StepFactory, load_trained, step_provenance
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
         "checkpoint_step": checkpoint_step,
+        "num_diversity_samples": num_diversity_samples,
         "image_size": cfg.image_size,
         "metric_protocol": "RGB quantised to 8 bit, PSNR/SSIM (piq, data_range=1, SSIM 11x11 Gaussian σ=1.5)",
         "summary": json.loads(summary.to_json(orient="records")),
@@ -54,6 +55,20 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
     }
     runtime.write_json(out / "summary.json", record)
     return per_image, summary
+
+
+def evaluate_or_reuse(run_dir: Path | str, config_cls: type[RunConfig], build_step: StepFactory,
+                      device: str = "auto", batch_size: int = 16, num_diversity_samples: int = 0,
+                      cache_dir: Path = Path(".cache/images")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``evaluate_run``, unless ``eval/`` already scores the newest checkpoint with the same settings."""
+    out = Path(run_dir) / "eval"
+    if (out / "summary.json").is_file() and (out / "per_image.csv").is_file():
+        record = json.loads((out / "summary.json").read_text())
+        newest = CheckpointDir(Path(run_dir) / "checkpoints").paths()
+        current = bool(newest) and int(newest[-1].stem.split("_")[1]) == record["checkpoint_step"]
+        if current and record.get("num_diversity_samples") == num_diversity_samples:
+            return pd.read_csv(out / "per_image.csv"), pd.read_csv(out / "summary.csv")
+    return evaluate_run(run_dir, config_cls, build_step, device, batch_size, num_diversity_samples, cache_dir)
 
 
 def format_summary(summary: pd.DataFrame) -> str:

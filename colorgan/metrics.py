@@ -20,6 +20,7 @@ from colorgan.data import ImageSet
 
 Colorizer = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # L (B,1,H,W) -> rgb (B,3,H,W)
 GRAYSCALE = "grayscale (ab = 0)"
+METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "diversity")  # per-image columns of ``evaluate``
 
 
 def quantize(rgb: torch.Tensor) -> torch.Tensor:
@@ -35,6 +36,41 @@ def psnr_ssim(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, t
     ssim = piq.ssim(pred, target, data_range=1.0, kernel_size=11, kernel_sigma=1.5, reduction="none",
                     downsample=False)
     return psnr, ssim
+
+
+def ciede2000(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean CIEDE2000 colour difference per image (scikit-image). (B, 3, H, W) in [0, 1] -> (B,), >= 0."""
+    from skimage.color import deltaE_ciede2000
+
+    pred_lab = rgb_to_lab(quantize(pred.float().cpu())).permute(0, 2, 3, 1).double().numpy()
+    target_lab = rgb_to_lab(quantize(target.float().cpu())).permute(0, 2, 3, 1).double().numpy()
+    return torch.tensor([float(deltaE_ciede2000(p, t, channel_axis=-1).mean())
+                         for p, t in zip(pred_lab, target_lab)])
+
+
+def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Hasler & Süsstrunk (2003) colourfulness M = σ_rgyb + 0.3·μ_rgyb on 0..255 RGB.
+
+    rgb: (B, 3, H, W) in [0, 1] -> (B,), 0 for a gray image; ~15 'slightly', ~60 'quite', ~110 'extremely'.
+    """
+    r, g, b = (quantize(rgb.float()) * 255).unbind(dim=1)
+    rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+    std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
+    mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
+    return std + 0.3 * mean
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, num_resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of the paired differences a - b (same images) with a percentile bootstrap interval.
+
+    Resampling images keeps each pair together, so image difficulty cancels out.
+    Returns (mean difference, low, high).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_bootstrap needs values for the same images; got shapes {a.shape} and {b.shape}")
+    return bootstrap_ci(a - b, num_resamples, seed, level)
 
 
 def bootstrap_ci(values: np.ndarray, num_resamples: int = 1000, seed: int = 0,
@@ -71,7 +107,7 @@ def evaluate(colorize: Colorizer, test: ImageSet, device: torch.device, method: 
     """Score ``colorize`` and the grayscale reference on every test image.
 
     Returns:
-        One row per (method, image): columns method, image, psnr, ssim (and diversity when
+        One row per (method, image): columns method, image, psnr, ssim, ciede2000, colourfulness (and diversity when
         ``num_diversity_samples`` >= 2; the grayscale row's diversity is 0 by construction).
     """
     generator = torch.Generator().manual_seed(seed)
@@ -88,8 +124,10 @@ def evaluate(colorize: Colorizer, test: ImageSet, device: torch.device, method: 
             diversity = pairwise_ab_distance(samples).cpu()
         for name, pred in outputs.items():
             psnr, ssim = psnr_ssim(pred, rgb)
+            delta_e, colourful = ciede2000(pred, rgb), colourfulness(pred)
             for i, image in enumerate(names):
-                row = {"method": name, "image": image, "psnr": float(psnr[i]), "ssim": float(ssim[i])}
+                row = {"method": name, "image": image, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
+                       "ciede2000": float(delta_e[i]), "colourfulness": float(colourful[i])}
                 if diversity is not None:
                     row["diversity"] = float(diversity[i]) if name == method else 0.0
                 rows.append(row)
@@ -98,7 +136,7 @@ def evaluate(colorize: Colorizer, test: ImageSet, device: torch.device, method: 
 
 def summarize(per_image: pd.DataFrame, num_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per method: mean and 95% bootstrap interval of every metric column, and the image count."""
-    metric_columns = [c for c in ("psnr", "ssim", "diversity") if c in per_image]
+    metric_columns = [c for c in METRICS if c in per_image]
     rows = []
     for method, group in per_image.groupby("method", sort=False):
         row = {"method": method, "num_images": len(group)}

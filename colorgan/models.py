@@ -135,11 +135,7 @@ def load_state_dict_file(path: Path | str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... depending on damage
-        raise ValueError(f"{path} is not a loadable tensor file (weights_only=True refused or failed: "
-                         f"{type(err).__name__}: {err})") from None
+    state = runtime.load_weights_only(path, "weights file")
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, expected a state_dict")
     return state

@@ -116,6 +116,29 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         raise
 
 
+def load_weights_only(path: Path | str, what: str) -> Any:
+    """``torch.load(weights_only=True)`` on CPU, with errors that name ``what`` (e.g. "checkpoint") and the file.
+
+    weights_only unpickles tensors and plain data only, so a file from elsewhere cannot run code.
+
+    Raises:
+        ValueError: the file holds pickled code or objects (refused), or is truncated or damaged.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... depending on damage
+        text = str(err)
+        if "Weights only load failed" in text:
+            # torch's message also suggests weights_only=False, exactly what must not be done with such a file
+            detail = next((line.strip() for line in text.splitlines() if "GLOBAL" in line or "Unsupported" in line),
+                          text.splitlines()[0])
+            raise ValueError(f"{what} {path} was refused: it holds pickled objects other than tensors and plain "
+                             f"data, which could run code when loaded ({detail}). Use only files saved as plain "
+                             "state_dicts, from a source you trust") from None
+        raise ValueError(f"{what} {path} is unreadable, probably truncated or damaged "
+                         f"({type(err).__name__}: {text.splitlines()[0] if text else ''})") from None
+
+
 def write_json(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"

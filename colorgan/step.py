@@ -125,25 +125,14 @@ class ColorGANStep:
 
     def critic_update(self, L: torch.Tensor, ab_real: torch.Tensor, ab_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """One Wasserstein critic step on real and (detached) fake ab -> {'wasserstein', 'gp', 'd_loss'}."""
-        with runtime.autocast(self.device, self.amp_dtype):
-            score_real, score_fake = self.critic_forward(L, ab_real), self.critic_forward(L, ab_fake)
-        loss = losses.critic_loss(score_real.float(), score_fake.float())
-        logs = {"wasserstein": -loss.detach()}
-        if self.cfg.adversarial == "wgan-gp" and self.cfg.gp_weight > 0:
-            # in fp32 and eager: the double backward of the penalty is where low precision hurts most, and
-            # torch.compile cannot differentiate twice. DDP still averages these gradients: its hooks sit
-            # on the parameters, not on the wrapper's forward.
-            penalty = losses.gradient_penalty(self.critic, L, ab_real, ab_fake, self.rng, self.shard)
-            loss = loss + self.cfg.gp_weight * penalty
-            logs["gp"] = penalty.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        gp_weight = self.cfg.gp_weight if self.cfg.adversarial == "wgan-gp" else 0.0
+        logs = critic_update(self.critic, self.opt_d, L, ab_real, ab_fake, gp_weight, self.rng, self.amp_dtype,
+                             self.critic_forward, self.shard)
         if self.cfg.adversarial == "wgan-clip":
             with torch.no_grad():
                 for p in self.critic.parameters():
                     p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
-        return {**logs, "d_loss": loss.detach()}
+        return logs
 
     @torch.no_grad()
     def colorize(self, L: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -156,3 +145,34 @@ class ColorGANStep:
             ab, _ = self.generator(L, z)
         self.generator.train(was_training)
         return model_to_rgb(L, ab.float())
+
+
+def critic_update(critic: nn.Module, optimizer: torch.optim.Optimizer, L: torch.Tensor, ab_real: torch.Tensor,
+                  ab_fake: torch.Tensor, gp_weight: float, rng: torch.Generator,
+                  amp_dtype: torch.dtype | None = None, critic_forward: Callable | None = None,
+                  shard: tuple[int, int] = (0, 1)) -> dict[str, torch.Tensor]:
+    """One Wasserstein critic update: E[D(L, ab_fake)] - E[D(L, ab_real)] + gp_weight·GP (GP skipped at 0).
+
+    Shared by every WGAN method of the suite (ColorGAN, ChromaGAN). L: (B, 1, H, W); ab_real, ab_fake
+    (detached): (B, 2, H, W), in whatever units the method's critic reads. ``critic_forward`` is the
+    (compiled or DDP-wrapped) forward to score with; ``shard`` this rank's slice of the global batch.
+
+    Returns:
+        {'wasserstein', 'd_loss'[, 'gp']}: detached scalars.
+    """
+    forward = critic_forward or critic
+    with runtime.autocast(L.device, amp_dtype):
+        score_real, score_fake = forward(L, ab_real), forward(L, ab_fake)
+    loss = losses.critic_loss(score_real.float(), score_fake.float())
+    logs = {"wasserstein": -loss.detach()}
+    if gp_weight > 0:
+        # in fp32 and eager: the double backward of the penalty is where low precision hurts most, and
+        # torch.compile cannot differentiate twice. DDP still averages these gradients: its hooks sit on
+        # the parameters, not on the wrapper's forward.
+        penalty = losses.gradient_penalty(critic, L, ab_real, ab_fake, rng, shard)
+        loss = loss + gp_weight * penalty
+        logs["gp"] = penalty.detach()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {**logs, "d_loss": loss.detach()}

@@ -9,9 +9,11 @@ under ``torchrun``, the data-parallel ranks (``colorgan.distributed``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 # Fields that may differ when resuming: they change the budget or the bookkeeping, not the training.
+# Fields that do not change what a finished run computed (so it can be reused).
+REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
+                 "keep_checkpoints"}
 RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
                      "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap",
                      "channels_last", "compile", "fused_adam", "share_vgg_targets"}  # speed only, same maths
@@ -92,10 +97,13 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     checkpoints = CheckpointDir(run_dir / "checkpoints", cfg.keep_checkpoints)
     if ctx.is_main:
         prepare_run_dir(run_dir, cfg, checkpoints)
+        check_free_space(run_dir, estimate_checkpoint_bytes(step),
+                         cfg.keep_checkpoints + 1 - len(checkpoints.paths()))
+        (run_dir / "finished.json").unlink(missing_ok=True)
     distributed.barrier(ctx)
-    start_step = 0
+    start_step, previous_seconds = 0, 0.0
     if cfg.resume and checkpoints.paths():
-        start_step = restore(checkpoints, step, cfg)
+        start_step, previous_seconds = restore(checkpoints, step, cfg)
         log.info("resumed %s at step %d", run_dir, start_step)
     num_steps = total_steps(cfg, len(train))
     metrics_path = run_dir / "metrics.jsonl"
@@ -126,18 +134,25 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     tick_step = start_step
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     current, stopped_early = start_step, False
+    unchecked: list[tuple[int, dict[str, torch.Tensor]]] = []  # (step, terms) since the last check
     with contextlib.closing(data), open(metrics_path, "a") if ctx.is_main else contextlib.nullcontext() as metrics:
         while current < num_steps:
             batch = next(data).to(device, non_blocking=True)
             terms = step(batch)
             current += 1
+            unchecked.append((current, terms))
             bar.update(1)
             at_checkpoint = current % cfg.checkpoint_every == 0 or current == num_steps
             out_of_time = time.monotonic() > deadline
             if cfg.max_minutes:
                 out_of_time = distributed.agree(out_of_time, ctx)  # every rank stops at the same step
             if current % cfg.log_every == 0 or at_checkpoint or out_of_time:
-                values = check_finite(distributed.mean_over_ranks(terms, ctx), current)
+                # Every step's terms are checked, here: one device sync per log line rather than per
+                # step, and always before a checkpoint is written, so none ever holds NaN weights.
+                values = check_steps(unchecked, checkpoints)
+                unchecked.clear()
+                if ctx.enabled:  # log the mean over ranks, as one process with the global batch would
+                    values = check_finite(distributed.mean_over_ranks(terms, ctx), current)
                 now = time.monotonic()
                 line = {"step": current, **values, "sec_per_step": (now - tick) / (current - tick_step)}
                 tick, tick_step = now, current
@@ -147,7 +162,8 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in ("g_total", "d_loss", "loss")})
             if at_checkpoint or out_of_time:
                 if ctx.is_main:
-                    checkpoints.save(current, checkpoint_state(current, step, cfg))
+                    wall = previous_seconds + time.monotonic() - started
+                    checkpoints.save(current, checkpoint_state(current, step, cfg, wall))
                 distributed.barrier(ctx)
             if out_of_time and current < num_steps:
                 stopped_early = True
@@ -155,7 +171,11 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
                          num_steps)
                 break
     bar.close()
-    return FitResult(run_dir, current, num_steps, time.monotonic() - started, stopped_early)
+    result = FitResult(run_dir, current, num_steps, previous_seconds + time.monotonic() - started, stopped_early)
+    if not stopped_early and ctx.is_main:
+        runtime.write_json(run_dir / "finished.json", {"step": current, "total_steps": num_steps,
+                                                       "wall_seconds": result.wall_seconds})
+    return result
 
 
 def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, float]:
@@ -166,6 +186,39 @@ def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, 
         raise NonFiniteLossError(f"step {step_number}: loss term(s) {bad} became non-finite "
                                  f"({ {n: values[n] for n in bad} }); the last good checkpoint is kept")
     return values
+
+
+def check_steps(unchecked: list[tuple[int, dict[str, torch.Tensor]]], checkpoints: "CheckpointDir") -> dict[str, float]:
+    """``check_finite`` on each (step, terms) in order; the error also names the checkpoint to go back to.
+
+    Returns: the last step's terms as floats.
+    """
+    try:
+        return [check_finite(terms, number) for number, terms in unchecked][-1]
+    except NonFiniteLossError as err:
+        kept = checkpoints.paths()
+        where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
+        raise NonFiniteLossError(f"{err}. Training stopped; {where}") from None
+
+
+def estimate_checkpoint_bytes(step: TrainStep) -> int:
+    """About how large one checkpoint of ``step`` is: its weights and buffers, plus Adam's two moments per weight."""
+    weights = sum(p.numel() * p.element_size() for m in step.modules().values() for p in m.parameters())
+    buffers = sum(b.numel() * b.element_size() for m in step.modules().values() for b in m.buffers())
+    return 3 * weights + buffers
+
+
+def check_free_space(run_dir: Path, checkpoint_bytes: int, num_new: int) -> None:
+    """Refuse to start when ``run_dir`` cannot hold ``num_new`` more checkpoints (a full disk mid-run loses the run's time).
+
+    A save needs room for one checkpoint more than are kept: the old ones stay until the new one is complete.
+    """
+    needed = max(num_new, 1) * checkpoint_bytes + (1 << 20)  # + logs and JSON
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise OSError(f"run_dir: {run_dir} has {free / 2**20:.1f} MiB free, but training needs about "
+                      f"{needed / 2**20:.1f} MiB ({max(num_new, 1)} checkpoint(s) of {checkpoint_bytes / 2**20:.1f} MiB); "
+                      "free some space, lower keep_checkpoints, or choose another run_dir")
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, checkpoints: "CheckpointDir") -> None:
@@ -180,25 +233,39 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, checkpoints: "CheckpointDir")
     if checkpoints.paths() and not cfg.resume:
         raise FileExistsError(f"run_dir: {run_dir} already holds checkpoints; pass resume=True to continue "
                               "that run, or choose another run_dir")
+    checkpoints.remove_partial()
 
 
 def truncate_metrics(path: Path, start_step: int) -> None:
     """Drop log lines written after the checkpoint we resume from, so the log has no duplicates."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= start_step]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    kept = [line for line in lines if (record := parse_log_line(line)) and record["step"] <= start_step]
+    if len(kept) < len(lines) and any(parse_log_line(line) is None for line in lines):
+        log.warning("dropped a damaged line from %s (a run killed while writing it)", path)
     runtime.atomic_write_bytes(path, lambda f: f.write("".join(line + "\n" for line in kept).encode()))
+
+
+def parse_log_line(line: str) -> dict[str, Any] | None:
+    """One metrics.jsonl record, or None for a line torn by a crash mid-write."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
 
 
 # ------------------------------------------------------------------------------------ checkpoints
 
 
-def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig) -> dict[str, Any]:
+def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig, wall_seconds: float = 0.0
+                     ) -> dict[str, Any]:
     """state_dicts, RNG states and the config: plain data only, loadable with weights_only=True."""
     return {
         "format": CHECKPOINT_FORMAT,
         "step": step_number,
+        "wall_seconds": wall_seconds,  # training time summed over all sessions of this run
         "config": cfg.to_dict(),
         "modules": {name: module.state_dict() for name, module in step.modules().items()},
         "optimizers": {name: opt.state_dict() for name, opt in step.optimizers().items()},
@@ -207,8 +274,8 @@ def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig) -> dict[
     }
 
 
-def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> int:
-    """Load the newest readable checkpoint into ``step`` and the global RNGs; returns its step number."""
+def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> tuple[int, float]:
+    """Load the newest readable checkpoint into ``step`` and the global RNGs: (step number, wall seconds so far)."""
     state = checkpoints.load_latest()
     changed = {k for k, v in cfg.to_dict().items() if state["config"].get(k) != v} - RESUMABLE_CHANGES
     if changed:
@@ -220,7 +287,7 @@ def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> in
         opt.load_state_dict(state["optimizers"][name])
     step.rng.set_state(state["step_rng"])
     runtime.set_rng_state(state["rng"])
-    return int(state["step"])
+    return int(state["step"]), float(state.get("wall_seconds", 0.0))
 
 
 def load_weights(step: TrainStep, state: dict[str, Any]) -> None:
@@ -241,6 +308,8 @@ class CheckpointDir:
 
     def save(self, step_number: int, state: dict[str, Any]) -> Path:
         path = self.folder / f"step_{step_number:08d}.pt"
+        # torch.load checks no checksums, so a flipped bit would load silently: store our own
+        state = {**state, "digest": state_digest(state)}
         # the previous checkpoints stay until this one is complete on disk (temp + fsync + rename)
         runtime.atomic_write_bytes(path, lambda f: torch.save(state, f))
         for old in self.paths()[: -self.keep]:
@@ -252,15 +321,61 @@ class CheckpointDir:
         errors = []
         for path in reversed(self.paths()):
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-                    raise ValueError("not a colorgan checkpoint")
-            except Exception as err:  # truncated zip, bad pickle, foreign file: all mean "unusable"
-                errors.append(f"{path.name}: {type(err).__name__}: {err}")
-                log.warning("checkpoint %s is unreadable (%s); falling back to the previous one", path, err)
+                state = load_checkpoint(path)
+            except ValueError as err:
+                errors.append(str(err))
+                log.warning("%s; trying the previous checkpoint", err)
                 continue
+            if errors:
+                log.warning("using %s (step %d) instead of the damaged newer checkpoint(s)", path, state["step"])
             return state
-        raise FileNotFoundError(f"no readable checkpoint in {self.folder}: " + "; ".join(errors or ["none found"]))
+        if not errors:
+            raise FileNotFoundError(f"no checkpoint in {self.folder}")
+        raise FileNotFoundError(f"no readable checkpoint in {self.folder}: {'; '.join(errors)}. Move the damaged "
+                                "files away to start the run again, or choose another run_dir")
+
+    def remove_partial(self) -> None:
+        """Delete temp files of saves cut short by a crash (each can be as large as a checkpoint)."""
+        for partial in self.folder.glob(".step_*.tmp") if self.folder.is_dir() else []:
+            log.warning("removing %s, an unfinished checkpoint of an interrupted run", partial)
+            partial.unlink()
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load one checkpoint with ``weights_only=True`` and verify its digest.
+
+    Raises:
+        ValueError: truncated, damaged, not a colorgan checkpoint, or holding code (a pickle that
+            would import or call something); the message names the file and the reason.
+    """
+    state = runtime.load_weights_only(path, "checkpoint")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} is not a colorgan checkpoint (format {CHECKPOINT_FORMAT})")
+    digest = state.pop("digest", None)  # absent in checkpoints written before digests existed
+    if digest is not None and digest != state_digest(state):
+        raise ValueError(f"checkpoint {path} is damaged: its contents do not match the digest saved with them")
+    return state
+
+
+def state_digest(value: Any, hasher: Any = None) -> str:
+    """SHA-256 over a nested checkpoint state: every tensor's dtype, shape and bytes, and every other leaf's repr."""
+    top = hasher is None
+    hasher = hasher or hashlib.sha256()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            hasher.update(repr(key).encode())
+            state_digest(item, hasher)
+    elif isinstance(value, (list, tuple)):
+        hasher.update(b"[")
+        for item in value:
+            state_digest(item, hasher)
+    elif isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        hasher.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    else:
+        hasher.update(repr(value).encode())
+    return hasher.hexdigest() if top else ""
 
 
 # ------------------------------------------------------------------------------------ entry points
@@ -277,17 +392,37 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
     """
     runtime.seed_everything(cfg.seed)
     device = distributed.rank_device(ctx, runtime.select_device(cfg.device))
+    run_dir = Path(cfg.run_dir)
     with distributed.process_group(ctx, device):
+        if ctx.is_main:  # before the data: reading and caching a dataset can take long, then fail on the run folder
+            prepare_run_dir(run_dir, cfg, CheckpointDir(run_dir / "checkpoints"))
         with distributed.main_first(ctx):  # rank 0 builds the image cache, the others then read it
             train_set, test_set, data_info = load_split(cfg, cache_dir)
-        run_dir = Path(cfg.run_dir)
         if ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
             runtime.write_json(run_dir / "split.json", split_record(train_set, test_set, data_info))
         step = build_step(cfg, device)
         extra = {"data": {k: v for k, v in data_info.items() if k != "skipped"},
                  "num_skipped_files": len(data_info["skipped"]), **step_provenance(step)}
         return fit(cfg, step, train_set, device, extra, ctx)
+
+
+def train_or_reuse(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:
+    """``train``, unless ``cfg.run_dir`` already holds this config's finished run.
+
+    A finished run (``finished.json`` beside the same config) is reused as is; a partial one (crash,
+    max_minutes) is resumed; anything else starts fresh. This is what makes pipeline stages cheap
+    to re-run and safe to interrupt.
+    """
+    run_dir = Path(cfg.run_dir)
+    finished, config_path = run_dir / "finished.json", run_dir / "config.json"
+    if finished.is_file() and config_path.is_file():
+        saved, current = json.loads(config_path.read_text()), cfg.to_dict()
+        if all(saved.get(k) == v for k, v in current.items() if k not in REUSE_IGNORES):
+            record = json.loads(finished.read_text())
+            log.info("reusing finished run %s (step %d)", run_dir, record["step"])
+            return FitResult(run_dir, record["step"], record["total_steps"], record["wall_seconds"], False)
+    resume = bool(CheckpointDir(run_dir / "checkpoints").paths())
+    return train(cfg.replace(resume=resume), build_step, cache_dir)
 
 
 def step_provenance(step: TrainStep) -> dict[str, Any]:
@@ -297,8 +432,12 @@ def step_provenance(step: TrainStep) -> dict[str, Any]:
 
 
 def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: StepFactory,
-                 device: torch.device) -> tuple[RunConfig, TrainStep, int]:
-    """Rebuild a run's step from its ``config.json`` and newest checkpoint: (cfg, step, checkpoint step)."""
+                 device: torch.device, inference_only: bool = False) -> tuple[RunConfig, TrainStep, int]:
+    """Rebuild a run's step from its ``config.json`` and newest checkpoint: (cfg, step, checkpoint step).
+
+    ``inference_only``: the run is only used to colorize, which needs neither its training data nor
+    its loss network's weights, so those paths (perhaps on the machine that trained it) are not required.
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -307,6 +446,9 @@ def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
     method = params.pop("method", None)
     if method != config_cls.method:
         raise ValueError(f"{run_dir} holds a {method!r} run, not {config_cls.method!r}")
+    if inference_only:
+        unused = {"data": "samples", "data_root": "", "vgg_weights": "random"}
+        params.update({k: v for k, v in unused.items() if k in params})
     cfg = config_cls.from_params({**params, "resume": False, "progress": False})
     step = build_step(cfg, device)
     state = CheckpointDir(run_dir / "checkpoints").load_latest()

@@ -82,7 +82,7 @@ def test_cpu_and_unknown_devices_have_no_peak():
 @pytest.mark.parametrize("changes, message", [
     ({"variants": "fp32_eager,turbo"}, r"variants: \['turbo'\] unknown"),
     ({"pipeline_images": 4, "batch_size": 16}, "pipeline_images: 4 is fewer than batch_size=16"),
-    ({"model_params": '{"gen_widht": 8}'}, r"unknown parameter\(s\) \['gen_widht'\]"),
+    ({"model_params": '{"gen_widht": 8}'}, r"'gen_widht' \(did you mean 'gen_width'\?\)"),
     ({"image_size": 60}, "image_size: 60 must be divisible by 8"),
     ({"num_steps": -1}, "num_steps: -1 is below the minimum 0"),
 ])

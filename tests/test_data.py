@@ -1,4 +1,6 @@
 import itertools
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,10 @@ from PIL import Image
 
 from colorgan import data
 from colorgan.config import ColorGANConfig
-from tests.conftest import write_images
+from colorgan.step import ColorGANStep
+from colorgan.train import train
+from tests.bad_images import make_corpus
+from tests.conftest import tiny_config, write_images
 
 
 def test_voc_split_matches_the_paper(tmp_path: Path):
@@ -83,7 +88,11 @@ def test_load_split_records_the_source(tmp_path: Path, image_folder: Path):
 
 
 def test_missing_data_root_fails_before_work(tmp_path: Path):
-    cfg = ColorGANConfig(data="folder", data_root=str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="data_root: .*nope' is not an existing folder"):
+        ColorGANConfig(data="folder", data_root=str(tmp_path / "nope"))
+    (tmp_path / "gone").mkdir()
+    cfg = ColorGANConfig(data="folder", data_root=str(tmp_path / "gone"))
+    (tmp_path / "gone").rmdir()  # removed after the config was checked
     with pytest.raises(FileNotFoundError, match="data_root"):
         data.load_split(cfg, tmp_path / "cache")
 
@@ -115,6 +124,50 @@ def test_voc_mini_folder_split(voc_mini: Path, tmp_path: Path):
     assert (len(train), len(test)) == (2000, 250)
     images = data.cached_images(test[:8], 32, tmp_path / "cache")
     assert images.images.shape == (8, 3, 32, 32) and not images.skipped
+
+
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path: Path):
+    ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(4, 16)
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode == "I;16"
+    pixels = np.asarray(data.read_image(tmp_path / "gray16.png"))
+    np.testing.assert_array_equal(pixels[..., 0], np.round(ramp / 257).astype(np.uint8))
+    assert (pixels[..., 0] == pixels[..., 2]).all()
+
+
+def test_folder_dataset_skips_and_lists_unreadable_files(tmp_path: Path, caplog):
+    cases = make_corpus(tmp_path / "corpus")
+    refused = sorted(c.path.name for c in cases.values() if c.reason)
+    cfg = tiny_config(tmp_path, data="folder", data_root=str(tmp_path / "corpus"), test_fraction=0.2,
+                      num_steps=2, lambda_p=0.0, lambda_s=0.0)  # no VGG: this is about the data
+    result = train(cfg, ColorGANStep, tmp_path / "cache")
+    assert result.step == 2  # the unreadable files did not stop training
+    split = json.loads((Path(cfg.run_dir) / "split.json").read_text())
+    assert sorted(line.split(": ")[0].rsplit("/", 1)[-1] for line in split["skipped"]) == refused
+    assert split["num_train"] + split["num_test"] == len(cases) - len(refused)
+    assert json.loads((Path(cfg.run_dir) / "provenance.json").read_text())["num_skipped_files"] == len(refused)
+    for name in refused:  # one warning per unreadable file, naming it
+        assert sum(name in r.getMessage() for r in caplog.records if r.levelname == "WARNING") == 1
+
+
+def test_file_name_that_is_not_utf8_does_not_break_the_split(tmp_path: Path):
+    write_images(tmp_path / "imgs", 3)
+    odd = Path(os.fsdecode(str(tmp_path / "imgs").encode() + b"/caf\xe9.png"))  # Latin-1 byte: not UTF-8
+    Image.new("RGB", (12, 10), (90, 10, 200)).save(odd)
+    train_files, test_files = data.folder_split(tmp_path / "imgs", 0.25)
+    assert odd in train_files + test_files
+    images = data.cached_images(train_files + test_files, 8, tmp_path / "cache")
+    assert len(images) == 4 and not images.skipped
+
+
+def test_damaged_cache_is_rebuilt(tmp_path: Path, caplog):
+    files = write_images(tmp_path / "imgs", 2)
+    first = np.array(data.cached_images(files, 8, tmp_path / "cache").images)
+    (array_path,) = (tmp_path / "cache").glob("*.npy")
+    array_path.write_bytes(array_path.read_bytes()[:100])  # torn, as after a full disk
+    again = data.cached_images(files, 8, tmp_path / "cache")
+    np.testing.assert_array_equal(again.images, first)
+    assert "is unreadable" in caplog.text and "decoding the images again" in caplog.text
 
 
 def test_ranks_split_the_global_batch_exactly():

@@ -4,7 +4,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorgan.data import ImageSet
-from colorgan.metrics import GRAYSCALE, bootstrap_ci, evaluate, pairwise_ab_distance, psnr_ssim, summarize
+from colorgan.metrics import (GRAYSCALE, bootstrap_ci, ciede2000, colourfulness, evaluate, paired_bootstrap,
+                              pairwise_ab_distance, psnr_ssim, summarize)
 
 
 def test_psnr_and_ssim_agree_with_skimage():
@@ -46,3 +47,39 @@ def test_evaluate_scores_the_method_and_the_grayscale_row():
     assert (oracle_rows.psnr >= 80).all() and (oracle_rows.ssim > 0.999).all()  # piq caps a perfect PSNR at 80 dB
     summary = summarize(per_image[per_image.method == GRAYSCALE], 200)
     assert summary.loc[0, "psnr_low"] <= summary.loc[0, "psnr"] <= summary.loc[0, "psnr_high"]
+
+
+def test_ciede2000_agrees_with_skimage_and_is_zero_on_identity():
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.rand(2, 3, 8, 8, generator=gen), torch.rand(2, 3, 8, 8, generator=gen)
+    ours = ciede2000(a, b)
+    for i in range(2):
+        qa = (torch.round(a[i] * 255) / 255).permute(1, 2, 0).double().numpy()
+        qb = (torch.round(b[i] * 255) / 255).permute(1, 2, 0).double().numpy()
+        assert ours[i].item() == pytest.approx(deltaE_ciede2000(rgb2lab(qa), rgb2lab(qb)).mean(), abs=1e-2)
+    assert torch.allclose(ciede2000(a, a), torch.zeros(2), atol=1e-6)
+
+
+def test_colourfulness_is_zero_for_gray_and_grows_with_saturation():
+    gray = torch.full((1, 3, 8, 8), 0.5)
+    assert colourfulness(gray).item() == pytest.approx(0.0, abs=1e-6)
+    red_green = torch.zeros(1, 3, 8, 8)
+    red_green[0, 0, :, :4] = 1.0
+    red_green[0, 1, :, 4:] = 1.0
+    muted = 0.5 + 0.2 * (red_green - 0.5)
+    assert colourfulness(red_green).item() > colourfulness(muted).item() > 0
+
+
+def test_paired_bootstrap_known_answer():
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0, 5, size=300)  # large per-image spread that pairing must cancel
+    a = difficulty + 1.0 + rng.normal(0, 0.1, size=300)
+    b = difficulty
+    mean, low, high = paired_bootstrap(a, b, seed=2)
+    assert mean == pytest.approx(1.0, abs=0.03) and low < 1.0 < high and high - low < 0.05
+    _, low0, high0 = paired_bootstrap(b + rng.normal(0, 0.1, size=300), b, seed=2)
+    assert low0 < 0 < high0  # no effect: the interval covers zero
+    with pytest.raises(ValueError, match="same images"):
+        paired_bootstrap(a, b[:10])

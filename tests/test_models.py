@@ -6,6 +6,8 @@ import torchvision
 
 from colorgan.config import VGG19_LAYERS
 from colorgan.models import build_colorgan, build_vgg19_features, hub_checkpoint_path
+from colorgan.step import ColorGANStep
+from tests.bad_images import evil_pickle
 from tests.conftest import tiny_config
 
 
@@ -71,3 +73,16 @@ def test_weights_file_path(tmp_path: Path):
     assert vgg.source.startswith("file:")
     with pytest.raises(ValueError, match="lacks"):
         build_vgg19_features(str(tmp_path / "vgg.pth"), "relu4_1", seed=0)
+
+
+def test_weights_file_with_code_in_it_is_refused(tmp_path: Path):
+    marker, evil = tmp_path / "payload_ran", tmp_path / "evil.pth"
+    evil_pickle(evil, marker)
+    cfg = tiny_config(tmp_path, vgg_weights=str(evil))  # the file exists, so the config accepts the path
+    with pytest.raises(ValueError, match=r"weights file .*evil\.pth was refused: it holds pickled objects other "
+                                         r"than tensors .*could run code.*GLOBAL \w+\.system"):
+        ColorGANStep(cfg, torch.device("cpu"))
+    assert not marker.exists()
+    # control: the file really carries a payload, which runs as soon as it is loaded without weights_only
+    torch.load(evil, weights_only=False)
+    assert marker.exists()

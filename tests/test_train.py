@@ -7,7 +7,7 @@ import torch
 from colorgan.data import sample_images
 from colorgan.step import ColorGANStep
 from colorgan.train import CheckpointDir, NonFiniteLossError, check_finite, fit, train
-from tests.conftest import tiny_config
+from tests.conftest import assert_resume_equals_uninterrupted, tiny_config
 
 CPU = torch.device("cpu")
 
@@ -37,21 +37,8 @@ def test_weight_clipping_keeps_critic_weights_bounded(tmp_path: Path):
     assert max(p.abs().max().item() for p in step.critic.parameters()) <= 0.01
 
 
-def parameters(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = CheckpointDir(run_dir / "checkpoints").load_latest()
-    return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
-
-
 def test_resume_equals_uninterrupted(tmp_path: Path):
-    straight = tiny_config(tmp_path / "a", num_steps=6, checkpoint_every=3)
-    train(straight, ColorGANStep, tmp_path / "cache")
-    first_half = tiny_config(tmp_path / "b", num_steps=3, checkpoint_every=3)
-    train(first_half, ColorGANStep, tmp_path / "cache")
-    result = train(first_half.replace(num_steps=6, resume=True), ColorGANStep, tmp_path / "cache")
-    assert result.step == 6
-    a, b = parameters(tmp_path / "a" / "run"), parameters(tmp_path / "b" / "run")
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+    assert_resume_equals_uninterrupted(tiny_config, ColorGANStep, tmp_path)
     lines = [json.loads(x) for x in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]  # no duplicated or missing log lines
 
@@ -94,3 +81,18 @@ def test_max_minutes_stops_with_a_checkpoint(tmp_path: Path):
     result = fit(cfg, ColorGANStep(cfg, CPU), train_set, CPU)
     assert result.stopped_early and result.step == 1
     assert [p.name for p in CheckpointDir(Path(cfg.run_dir) / "checkpoints").paths()] == ["step_00000001.pt"]
+
+
+def test_train_or_reuse_reuses_finished_and_resumes_partial(tmp_path: Path):
+    from colorgan.train import train_or_reuse
+
+    cfg = tiny_config(tmp_path, num_steps=4, checkpoint_every=2)
+    first = train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
+    stamp = (Path(cfg.run_dir) / "finished.json").stat().st_mtime_ns
+    again = train_or_reuse(cfg.replace(progress=True), ColorGANStep, tmp_path / "cache")  # bookkeeping only
+    assert (again.step, again.total_steps) == (first.step, 4)
+    assert (Path(cfg.run_dir) / "finished.json").stat().st_mtime_ns == stamp  # nothing retrained
+    longer = train_or_reuse(cfg.replace(num_steps=6), ColorGANStep, tmp_path / "cache")  # resumes from step 4
+    assert longer.step == 6
+    lines = (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4, 5, 6]

@@ -1,0 +1,214 @@
+"""Ablations: what each loss term, the noise branch and the skips contribute, over several seeds.
+
+Each variant is a set of ColorGANConfig overrides of one base config; each (variant, seed) is an
+ordinary training run in a folder named by its config hash, so a changed variant re-runs alone.
+Statistics:
+- per variant: mean over seeds of the per-seed test-set mean, with a t-interval over seeds;
+- against the full model: paired bootstrap over test images of (variant - full), both averaged over
+  seeds per image, marked where the 95% interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from colorgan.config import AblationConfig, ColorGANConfig
+from colorgan.evaluate import evaluate_or_reuse
+from colorgan.metrics import GRAYSCALE, paired_bootstrap
+from colorgan.step import ColorGANStep
+from colorgan.train import REUSE_IGNORES, train_or_reuse
+
+log = logging.getLogger(__name__)
+
+# metric -> True when higher is better (for the verdicts and the chart's labels)
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False, "colourfulness": True, "diversity": True}
+
+
+def variant_configs(cfg: AblationConfig) -> dict[tuple[str, int], ColorGANConfig]:
+    """Every (variant, seed) as a validated ColorGANConfig with its own hash-named run folder."""
+    configs = {}
+    for name, overrides in cfg.variants.items():
+        for seed in cfg.seeds:
+            params = {**cfg.base, **overrides, "seed": seed, "progress": False}
+            digest = hashlib.sha256(json.dumps(
+                {k: v for k, v in ColorGANConfig.from_params(params).to_dict().items()
+                 if k not in REUSE_IGNORES | {"run_dir"}}, sort_keys=True).encode()).hexdigest()[:8]
+            params["run_dir"] = str(Path(cfg.out_dir) / "runs" / f"{name}-s{seed}-{digest}")
+            configs[(name, seed)] = ColorGANConfig.from_params(params)
+    return configs
+
+
+def run_ablation(cfg: AblationConfig) -> pd.DataFrame:
+    """Train (or reuse) and evaluate every (variant, seed). Returns per-image metrics with variant and seed."""
+    frames = []
+    for (name, seed), run_cfg in variant_configs(cfg).items():
+        log.info("ablation %s, seed %d: %s", name, seed, run_cfg.run_dir)
+        train_or_reuse(run_cfg, ColorGANStep)
+        diversity = cfg.num_diversity_samples if run_cfg.use_noise else 0
+        per_image, _ = evaluate_or_reuse(run_cfg.run_dir, ColorGANConfig, ColorGANStep, run_cfg.device,
+                                         num_diversity_samples=diversity)
+        rows = per_image[per_image.method != GRAYSCALE].drop(columns="method")
+        if "diversity" not in rows:
+            rows = rows.assign(diversity=0.0)  # no noise: every sample is identical by construction
+        frames.append(rows.assign(variant=name, seed=seed, run_dir=run_cfg.run_dir))
+    return pd.concat(frames, ignore_index=True)
+
+
+def seed_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval over seeds (few seeds: a bootstrap would be too narrow)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def ablation_table(per_image: pd.DataFrame, reference: str = "full", num_resamples: int = 2000,
+                   seed: int = 0) -> pd.DataFrame:
+    """One row per (variant, metric): mean and 95% interval over seeds, and the paired difference to
+    ``reference`` on the same images with its bootstrap interval and whether it excludes zero."""
+    metrics = [m for m in HIGHER_IS_BETTER if m in per_image]
+    by_image = per_image.groupby(["variant", "image"])[metrics].mean()  # average seeds per image
+    rows = []
+    for variant, group in per_image.groupby("variant", sort=False):
+        per_seed = group.groupby("seed")[metrics].mean()
+        for metric in metrics:
+            mean, low, high = seed_interval(per_seed[metric].to_numpy())
+            row: dict[str, Any] = {"variant": variant, "metric": metric, "mean": mean, "low": low, "high": high,
+                                   "seeds": len(per_seed)}
+            if variant != reference and reference in by_image.index.get_level_values(0):
+                ours, theirs = by_image.loc[variant][metric], by_image.loc[reference][metric]
+                ours, theirs = ours.align(theirs, join="inner")
+                diff, diff_low, diff_high = paired_bootstrap(ours.to_numpy(), theirs.to_numpy(), num_resamples, seed)
+                row.update({"diff_vs_full": diff, "diff_low": diff_low, "diff_high": diff_high,
+                            "significant": bool(diff_low > 0 or diff_high < 0)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def wide_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Readable form: one row per variant, per metric 'mean [low, high]' and 'Δ vs full' (* = CI excludes 0)."""
+    out = []
+    for variant, group in table.groupby("variant", sort=False):
+        row = {"variant": variant, "seeds": int(group.seeds.iloc[0])}
+        for r in group.itertuples():
+            digits = 3 if r.metric in ("ssim",) else 2
+            row[r.metric] = f"{r.mean:.{digits}f} [{r.low:.{digits}f}, {r.high:.{digits}f}]"
+            if "diff_vs_full" in group and not pd.isna(r.diff_vs_full):
+                mark = "*" if r.significant else ""
+                row[f"Δ{r.metric}"] = f"{r.diff_vs_full:+.{digits}f}{mark}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's claims checked against the computed differences (holds / not supported / contradicted).
+
+    A claim 'X helps metric m' holds when removing X makes m significantly worse, is contradicted when
+    removing X makes m significantly better, and is not supported at this scale otherwise.
+    """
+    claims = [
+        ("The noise branch adds diversity (§1, §2.1)", "no_noise", "diversity"),
+        ("The noise branch adds vividness (§2.1)", "no_noise", "colourfulness"),
+        ("The noise branch improves quality (PSNR)", "no_noise", "psnr"),
+        ("Ls (eq. 2) improves quality (PSNR)", "no_ls", "psnr"),
+        ("The adversarial term improves visual quality (colourfulness)", "no_adversarial", "colourfulness"),
+        ("The perceptual term improves quality (SSIM)", "no_perceptual", "ssim"),
+        ("Encoder skips improve reconstruction (SSIM)", "no_skips", "ssim"),
+    ]
+    rows = []
+    indexed = table.set_index(["variant", "metric"])
+    for claim, variant, metric in claims:
+        if (variant, metric) not in indexed.index:
+            rows.append({"claim": claim, "evidence": f"variant {variant!r} not run", "verdict": "not tested"})
+            continue
+        r = indexed.loc[(variant, metric)]
+        # removing a helpful component should move the metric in its 'worse' direction
+        worse = -r.diff_vs_full if HIGHER_IS_BETTER[metric] else r.diff_vs_full
+        worse_low = -r.diff_high if HIGHER_IS_BETTER[metric] else r.diff_low
+        worse_high = -r.diff_low if HIGHER_IS_BETTER[metric] else r.diff_high
+        if worse_low > 0:
+            verdict = "holds"
+        elif worse_high < 0:
+            verdict = "contradicted"
+        else:
+            verdict = "not supported at this scale"
+        evidence = (f"{metric}: {variant} − full = {r.diff_vs_full:+.3f} "
+                    f"[{r.diff_low:+.3f}, {r.diff_high:+.3f}] ({'worse' if worse > 0 else 'better or equal'} "
+                    "without it)")
+        rows.append({"claim": claim, "evidence": evidence, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path | str) -> list[Path]:
+    """ablation_table.csv (long), ablation_table.md (wide), ablation_per_image.csv."""
+    from colorgan.report import table_markdown
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / "ablation_per_image.csv"]
+    table.to_csv(paths[0], index=False)
+    paths[1].write_text(table_markdown(wide_table(table)))
+    per_image.to_csv(paths[2], index=False)
+    return paths
+
+
+def ablation_chart(table: pd.DataFrame) -> "plt.Figure":
+    """One panel per metric: the mean over seeds per variant with its 95% interval as error bars."""
+    import matplotlib.pyplot as plt
+
+    from colorgan.report import finish
+
+    metrics = list(dict.fromkeys(table.metric))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        rows = table[table.metric == metric]
+        errors = np.array([rows["mean"] - rows["low"], rows["high"] - rows["mean"]])
+        colours = ["tab:gray" if v == "full" else "tab:blue" for v in rows.variant]
+        ax.bar(range(len(rows)), rows["mean"], yerr=np.nan_to_num(errors), color=colours, capsize=3)
+        ax.set_xticks(range(len(rows)), rows.variant, rotation=70, fontsize=7)
+        arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
+        ax.set_title(f"{metric} ({arrow} better)", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    return finish(fig)
+
+
+def diversity_strips(cfg: AblationConfig, image_index: int = 0, seed: int = 0) -> "plt.Figure":
+    """Per variant (first seed): several noise samples of the same test image."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from colorgan import runtime
+    from colorgan.color import rgb_to_model, uint8_to_float
+    from colorgan.data import load_split
+    from colorgan.report import finish
+    from colorgan.train import load_trained
+
+    configs = {name: c for (name, s), c in variant_configs(cfg).items() if s == cfg.seeds[0]}
+    num_samples = cfg.num_diversity_samples
+    fig, axes = plt.subplots(len(configs), num_samples, figsize=(1.5 * num_samples, 1.5 * len(configs)),
+                             squeeze=False)
+    test = None
+    for row, (name, run_cfg) in enumerate(configs.items()):
+        device = runtime.select_device(run_cfg.device)
+        _, step, _ = load_trained(run_cfg.run_dir, ColorGANConfig, ColorGANStep, device)
+        test = test or load_split(run_cfg)[1]
+        rgb = uint8_to_float(torch.from_numpy(np.ascontiguousarray(test.images[image_index:image_index + 1])))
+        L, _ = rgb_to_model(rgb.to(device))
+        generator = torch.Generator().manual_seed(seed)
+        for col in range(num_samples):
+            sample = step.colorize(L, generator)[0].float().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
+            axes[row, col].imshow(sample)
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+        axes[row, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    return finish(fig)

@@ -1,0 +1,336 @@
+"""``make reproduce``: profiles -> validated stage parameters -> papermill notebooks -> rendered book.
+
+Each stage is one notebook in ``book/`` whose ``parameters`` cell maps one to one onto a config
+dataclass. A stage's cache key hashes its parameters, its notebook and the keys of the stages it
+reads from; a stage whose key is unchanged (and whose output exists) is not run again, so a changed
+parameter re-runs that stage and those after it. Training run folders are named by a hash of their
+config, so old runs are reused, never overwritten.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from colorgan import runtime
+from colorgan.config import (AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig, RunConfig,
+                             Table1Config)
+from colorgan.data import find_voc_images
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BOOK_SOURCES = REPO_ROOT / "book"
+
+# Settings that every training stage of a profile shares. Values are config fields.
+_SMOKE_DATA = {"data": "samples", "image_size": 64, "num_sample_crops": 512}
+_SMOKE_TRAIN = {"batch_size": 16, "num_bootstrap": 1000, "checkpoint_every": 50, "log_every": 5}
+# The baselines at CPU widths (their defaults are the papers' sizes); see results/baselines-voc-mini/.
+_CHROMAGAN_CPU = {"trunk_width": 32, "head_width": 256, "global_dim": 128, "class_hidden": 1024, "decoder_width": 64,
+                  "disc_width": 32, "lr_g": 1e-4, "lr_d": 1e-4}
+_COLTRAN_CPU = {"coarse_size": 16, "hidden_size": 64, "ff_size": 128, "num_heads": 2, "num_encoder_layers": 2,
+                "num_outer_layers": 1, "num_inner_layers": 1, "upsampler_hidden_size": 64, "upsampler_ff_size": 128,
+                "upsampler_heads": 2, "num_color_upsampler_layers": 1, "num_spatial_upsampler_layers": 1,
+                "spatial_batch_size": 4, "ema_decay": 0.99, "lr": 1e-3}
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    # offline, minutes on a 2-core CPU; numbers NOT comparable with the paper (every page says so)
+    "smoke": {
+        "data": _SMOKE_DATA,
+        "train": {**_SMOKE_DATA, **_SMOKE_TRAIN},
+        "train_colorgan": {"num_steps": 120, "gen_width": 32, "noise_width": 128, "disc_width": 32},
+        "train_chromagan": {"num_steps": 120, **_CHROMAGAN_CPU},
+        "train_coltran": {"num_steps": 120, **_COLTRAN_CPU},
+    },
+    # real photos at 64 px on a CPU in well under an hour
+    "voc-mini": {
+        "data": {"data": "folder", "image_size": 64},
+        "train": {"data": "folder", "image_size": 64, "batch_size": 16, "checkpoint_every": 200, "log_every": 10},
+        "train_colorgan": {"num_steps": 1500, "gen_width": 32, "noise_width": 128, "disc_width": 32},
+        "train_chromagan": {"num_steps": 1500, "batch_size": 10, **_CHROMAGAN_CPU},
+        "train_coltran": {"num_steps": 1500, **_COLTRAN_CPU},
+    },
+    # the paper's protocol (§3.1): VOC2012, 256 px, 300 epochs, batch 16, ImageNet VGG; GPU work
+    "paper": {
+        "data": {"data": "voc", "image_size": 256},
+        "train": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300, "checkpoint_every": 2000,
+                  "log_every": 50},
+        "train_colorgan": {"vgg_weights": "imagenet"},
+        # ChromaGAN with its ImageNet VGG16 (trunk + class KL teacher); ColTran at its paper sizes (64 px core)
+        "train_chromagan": {"vgg_weights": "imagenet"},
+        "train_coltran": {"spatial_batch_size": 4},  # 256x256 axial attention: a few images per step
+        "ablations": {"base": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300,
+                               "vgg_weights": "imagenet", "checkpoint_every": 2000, "log_every": 50}},
+    },
+    # every ablation variant x 3 seeds on voc-mini at 32 px: under an hour on a 2-core CPU
+    "ablation-mini": {
+        "data": {"data": "folder", "image_size": 32},
+        "ablations": {"base": {"data": "folder", "image_size": 32, "batch_size": 16, "num_steps": 150,
+                               "gen_width": 16, "gen_max_width": 128, "noise_width": 64, "disc_width": 16,
+                               "checkpoint_every": 150, "log_every": 10, "num_bootstrap": 1000}},
+    },
+}
+PROFILES["smoke"]["ablations"] = {"base": {**_SMOKE_DATA, **_SMOKE_TRAIN, **PROFILES["smoke"]["train_colorgan"]},
+                                  "seeds": [0, 1]}
+DEFAULT_DATA_ROOTS = {"voc-mini": "../shared/data/voc-mini", "ablation-mini": "../shared/data/voc-mini"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One notebook of the pipeline and the config its parameters map onto."""
+
+    name: str
+    config_cls: type[Params]
+    reads: tuple[str, ...] = ()  # stages whose outputs this one uses
+
+
+@dataclass
+class Plan:
+    """Validated parameters of every stage of one profile, before any work."""
+
+    profile: str
+    out_dir: Path
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+
+
+def stages_for(methods: dict[str, tuple[type[RunConfig], Any]]) -> list[Stage]:
+    """data -> one training stage per method -> table1 -> report."""
+    trains = [Stage(f"train_{name}", config_cls, ("data",)) for name, (config_cls, _) in methods.items()]
+    train_names = tuple(s.name for s in trains)
+    return [Stage("data", DataConfig), *trains, Stage("table1", Table1Config, train_names),
+            Stage("report", ReportConfig, (*train_names, "table1"))]
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """'num_epochs=50 lambda_s=0 vgg_weights=random' -> {'num_epochs': 50, 'lambda_s': 0, ...}.
+
+    A name applies to every stage that has that field; 'train_colorgan.gen_width=32' to one stage.
+    """
+    overrides = {}
+    for item in text.split():
+        if "=" not in item:
+            raise ValueError(f"PARAMS: {item!r} is not name=value")
+        name, raw = item.split("=", 1)
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw  # bare words are strings: vgg_weights=random
+        overrides[name] = value
+    return overrides
+
+
+def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_root: str = "",
+         overrides: dict[str, Any] | None = None, results_root: Path = REPO_ROOT / "results",
+         kind: str = "reproduce") -> Plan:
+    """Resolve and validate every stage's parameters (no data is read, nothing is trained).
+
+    ``kind`` is 'reproduce' (data -> training -> Table 1 -> report) or 'ablations' (the ablation study).
+
+    Raises:
+        ValueError: unknown profile, an override no stage knows, or an invalid value (names the field).
+        FileNotFoundError: a missing or incomplete data folder.
+    """
+    wanted = "train" if kind == "reproduce" else "ablations"
+    choices = sorted(name for name, preset in PROFILES.items() if wanted in preset)
+    if profile not in choices:
+        raise ValueError(f"PROFILE: no {kind} profile {profile!r}; choose one of {choices}")
+    preset, overrides = PROFILES[profile], dict(overrides or {})
+    out_dir = results_root.resolve() / profile
+    # paths recorded in parameters are relative to the repository when they can be (portable records)
+    shown = out_dir.relative_to(REPO_ROOT) if out_dir.is_relative_to(REPO_ROOT) else out_dir
+    data_root = data_root or DEFAULT_DATA_ROOTS.get(profile, "")
+    if kind == "ablations":
+        return _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides)
+    result = Plan(profile, out_dir, stages=stages_for(methods))
+    _check_overrides(overrides, result.stages)
+    _check_data_root(preset["data"]["data"], data_root)
+    for stage in result.stages:
+        if stage.name == "data":
+            params = {**preset["data"], **({"data_root": data_root} if data_root else {})}
+        elif stage.name.startswith("train_"):
+            params = {**preset["train"], **preset.get(stage.name, {}),
+                      **({"data_root": data_root} if data_root else {}), "progress": False}
+        elif stage.name == "table1":
+            params = {"run_dirs": [result.params[s]["run_dir"] for s in stage.reads], "out_dir": str(shown)}
+        else:
+            params = {"run_dirs": result.params["table1"]["run_dirs"], "profile": profile, "out_dir": str(shown)}
+        names = {f.name for f in dataclasses.fields(stage.config_cls)}
+        params.update({k: v for k, v in overrides.items() if k in names})
+        params.update({k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(stage.name + ".")})
+        params = {k: v for k, v in params.items() if k in names}
+        if stage.name.startswith("train_"):
+            params["run_dir"] = str(shown / "runs" / f"{stage.name[6:]}-{config_hash(stage.config_cls, params)}")
+        stage.config_cls.from_params(params)  # validate now, before any stage runs
+        result.params[stage.name] = params
+    return result
+
+
+def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: Path, data_root: str,
+                    overrides: dict[str, Any]) -> Plan:
+    """One stage: the ablation notebook. ColorGANConfig overrides go into every variant's base."""
+    stage = Stage("ablations", AblationConfig)
+    run_fields = {f.name for f in dataclasses.fields(ColorGANConfig)}
+    own_fields = {f.name for f in dataclasses.fields(AblationConfig)}
+    for name in overrides:
+        if name not in run_fields | own_fields:
+            close = difflib.get_close_matches(name, run_fields | own_fields, n=1)
+            raise ValueError(f"PARAMS: the ablation study has no parameter {name!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+    _check_data_root(preset["base"]["data"], data_root)
+    base = {**preset["base"], **({"data_root": data_root} if data_root else {}),
+            **{k: v for k, v in overrides.items() if k in run_fields}}
+    params = {"base": base, "out_dir": str(shown), **{k: v for k, v in preset.items() if k != "base"},
+              **{k: v for k, v in overrides.items() if k in own_fields}}
+    AblationConfig.from_params(params)
+    return Plan(profile, out_dir, {"ablations": params}, [stage])
+
+
+def config_hash(config_cls: type[Params], params: dict[str, Any]) -> str:
+    """8 hex digits identifying what a run computes (bookkeeping fields excluded)."""
+    from colorgan.train import REUSE_IGNORES
+
+    resolved = config_cls.from_params({k: v for k, v in params.items() if k != "run_dir"}).to_dict()
+    relevant = {k: v for k, v in resolved.items() if k not in REUSE_IGNORES | {"run_dir"}}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _check_overrides(overrides: dict[str, Any], stages: list[Stage]) -> None:
+    """Every override must name a field of some stage, or 'stage.field' for one stage only."""
+    known = {f.name for s in stages for f in dataclasses.fields(s.config_cls)}
+    known |= {f"{s.name}.{f.name}" for s in stages for f in dataclasses.fields(s.config_cls)}
+    for name in overrides:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"PARAMS: no stage has a parameter {name!r}{hint}")
+
+
+def _check_data_root(source: str, data_root: str) -> None:
+    if source == "samples":
+        return
+    if not data_root:
+        raise ValueError(f"DATA: this profile reads data={source!r}; pass DATA=/path/to/images")
+    root = Path(data_root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"DATA: {root} does not exist")
+    if source == "voc":
+        images = find_voc_images(root)
+        count = sum(1 for _ in images.glob("*.jpg"))
+        if count < 17125:
+            raise FileNotFoundError(f"DATA: {images} holds {count} JPEGs, VOC2012 has 17,125; the folder is "
+                                    "incomplete (re-extract VOCtrainval_11-May-2012.tar or run `make data-voc`)")
+
+
+# ------------------------------------------------------------------------------------------- run
+
+
+def stage_key(stage: Stage, params: dict[str, Any], upstream: dict[str, str]) -> str:
+    """Hash of the parameters, the notebook's source and the keys of the stages it reads."""
+    notebook = (BOOK_SOURCES / f"{stage.name}.ipynb").read_bytes()
+    payload = json.dumps({"params": params, "reads": {s: upstream[s] for s in stage.reads}}, sort_keys=True)
+    return hashlib.sha256(payload.encode() + notebook).hexdigest()[:16]
+
+
+def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = None,
+        book: bool = True) -> dict[str, str]:
+    """Execute the stages whose key changed, then render the book. Returns {stage: 'ran'|'cached'}."""
+    execute = execute or execute_notebook
+    notebooks = p.out_dir / "notebooks"
+    notebooks.mkdir(parents=True, exist_ok=True)
+    state_path = p.out_dir / "stages.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    keys, outcome = {}, {}
+    for stage in p.stages:
+        keys[stage.name] = stage_key(stage, p.params[stage.name], keys)
+        output = notebooks / f"{stage.name}.ipynb"
+        if state.get(stage.name, {}).get("key") == keys[stage.name] and output.is_file():
+            outcome[stage.name] = "cached"
+            continue
+        started = time.monotonic()
+        log.info("stage %s: running %s", stage.name, output)
+        execute(BOOK_SOURCES / f"{stage.name}.ipynb", output, p.params[stage.name])
+        state[stage.name] = {"key": keys[stage.name], "seconds": round(time.monotonic() - started, 1),
+                             "params": p.params[stage.name]}
+        runtime.write_json(state_path, state)  # after each stage: a crash keeps what finished
+        outcome[stage.name] = "ran"
+    if book:
+        build_book(p)
+    return outcome
+
+
+def execute_notebook(source: Path, output: Path, params: dict[str, Any]) -> None:
+    """Run one notebook with papermill in the repository root (so relative paths match the CLI's)."""
+    import papermill
+
+    papermill.execute_notebook(str(source), str(output), parameters=params, kernel_name="python3",
+                               cwd=str(REPO_ROOT), progress_bar=False, log_output=False)
+
+
+# ------------------------------------------------------------------------------------------ book
+
+
+BOOK_CONFIG = """\
+title: "colorgan-repro: {profile} profile"
+author: colorgan-repro
+only_build_toc_files: true
+execute:
+  execute_notebooks: "off"   # papermill already ran them; the book only renders
+parse:
+  myst_enable_extensions: [colon_fence]   # no dollar-math: the book must load nothing from a CDN
+sphinx:
+  config:
+    mathjax_path: "no-math-in-this-book.js"
+    nb_ipywidgets_js: {{}}
+    html_show_sourcelink: false
+    html_theme_options:
+      use_download_button: false
+      use_fullscreen_button: false
+      use_repository_button: false
+      launch_buttons: {{}}
+"""
+
+
+def build_book(p: Plan) -> Path:
+    """Copy the executed notebooks beside a generated intro page and render static HTML (offline)."""
+    source = p.out_dir / "book"
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    (source / "_config.yml").write_text(BOOK_CONFIG.format(profile=p.profile))
+    # every executed notebook of this profile: a reproduce run and an ablation study share one book
+    rank = {"data": 0, "table1": 2, "report": 3, "ablations": 4}  # train_* chapters rank 1
+    executed = {path.stem for path in (p.out_dir / "notebooks").glob("*.ipynb")}
+    chapters = sorted(executed, key=lambda name: (rank.get(name, 1), name))
+    for name in chapters:
+        shutil.copy(p.out_dir / "notebooks" / f"{name}.ipynb", source / f"{name}.ipynb")
+    toc = "format: jb-book\nroot: intro\nchapters:\n" + "".join(f"  - file: {name}\n" for name in chapters)
+    (source / "_toc.yml").write_text(toc)
+    (source / "intro.md").write_text(intro_page(p))
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output",
+               str(p.out_dir / "html-build")]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+    html = p.out_dir / "html-build" / "_build" / "html"
+    log.info("book: %s", html / "index.html")
+    return html
+
+
+def intro_page(p: Plan) -> str:
+    """The book's front page: the paper in brief, the method, what this profile ran, and its caveats."""
+    from colorgan.report import comparability_note
+
+    stage = next((s for s in p.stages if s.name == "train_colorgan"), None)
+    note = comparability_note(stage.config_cls.from_params(p.params[stage.name]).to_dict()) if stage else ""
+    return (BOOK_SOURCES / "intro.md").read_text().format(profile=p.profile, comparability=note)

@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from colorgan import ablation
+from colorgan.config import ABLATION_VARIANTS, AblationConfig
+
+TINY_BASE = dict(image_size=32, batch_size=4, num_sample_crops=8, num_steps=2, checkpoint_every=2, gen_width=8,
+                 gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8, disc_layers=2,
+                 num_bootstrap=100, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablations")
+    cfg = AblationConfig(base=TINY_BASE, seeds=[0], out_dir=str(out), num_diversity_samples=2)
+    return cfg, ablation.run_ablation(cfg)
+
+
+@pytest.mark.slow
+def test_every_variant_builds_and_trains(study):
+    cfg, per_image = study
+    assert set(per_image.variant) == set(ABLATION_VARIANTS)
+    for run_cfg in ablation.variant_configs(cfg).values():
+        assert (Path(run_cfg.run_dir) / "finished.json").is_file()
+    assert per_image[["psnr", "ssim", "ciede2000", "colourfulness"]].notna().all().all()
+
+
+@pytest.mark.slow
+def test_diversity_is_zero_without_noise_and_positive_with_it(study):
+    _, per_image = study
+    assert (per_image[per_image.variant == "no_noise"].diversity == 0).all()
+    assert (per_image[per_image.variant == "full"].diversity > 0).all()
+
+
+@pytest.mark.slow
+def test_changing_one_variant_reruns_only_that_variant(study):
+    cfg, _ = study
+    before = {k: Path(c.run_dir) for k, c in ablation.variant_configs(cfg).items()}
+    stamps = {k: (p / "finished.json").stat().st_mtime_ns for k, p in before.items()}
+    changed = AblationConfig(**{**cfg.__dict__, "variants": {**cfg.variants, "noise_std_0.5": {"noise_std": 0.4}}})
+    after = {k: Path(c.run_dir) for k, c in ablation.variant_configs(changed).items()}
+    assert [k for k in before if before[k] != after[k]] == [("noise_std_0.5", 0)]
+    ablation.run_ablation(changed)
+    assert all((before[k] / "finished.json").stat().st_mtime_ns == stamps[k] for k in before)
+    assert (after[("noise_std_0.5", 0)] / "finished.json").is_file()
+
+
+def synthetic_per_image(effect: float, seeds=(0, 1, 2), num_images: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(20, 3, size=num_images)
+    rows = []
+    for variant, shift in (("full", 0.0), ("no_noise", effect), ("no_ls", 0.0)):
+        for seed in seeds:
+            noise = rng.normal(0, 0.05, size=num_images)
+            for i in range(num_images):
+                value = difficulty[i] + shift + noise[i]
+                rows.append({"variant": variant, "seed": seed, "image": f"im{i}", "psnr": value, "ssim": 0.5,
+                             "ciede2000": 10.0, "colourfulness": 20.0 + shift,
+                             "diversity": 0.0 if variant == "no_noise" else 3.0 + noise[i]})
+    return pd.DataFrame(rows)
+
+
+def test_table_and_verdicts_follow_the_numbers():
+    table = ablation.ablation_table(synthetic_per_image(effect=-1.0), num_resamples=500)
+    row = table[(table.variant == "no_noise") & (table.metric == "psnr")].iloc[0]
+    assert row["diff_vs_full"] == pytest.approx(-1.0, abs=0.05) and row["significant"]
+    flat = table[(table.variant == "no_ls") & (table.metric == "psnr")].iloc[0]
+    assert not flat["significant"]
+    verdicts = ablation.verdicts(table).set_index("claim").verdict
+    assert verdicts["The noise branch adds diversity (§1, §2.1)"] == "holds"
+    assert verdicts["The noise branch improves quality (PSNR)"] == "holds"
+    assert verdicts["Ls (eq. 2) improves quality (PSNR)"] == "not supported at this scale"
+    assert verdicts["Encoder skips improve reconstruction (SSIM)"] == "not tested"
+    reversed_table = ablation.ablation_table(synthetic_per_image(effect=+1.0), num_resamples=500)
+    assert ablation.verdicts(reversed_table).set_index("claim").verdict[
+        "The noise branch improves quality (PSNR)"] == "contradicted"
+    wide = ablation.wide_table(table)
+    assert wide.set_index("variant").loc["no_noise", "Δpsnr"].endswith("*")
+
+
+def test_seed_interval_uses_student_t():
+    mean, low, high = ablation.seed_interval(np.array([1.0, 2.0, 3.0]))
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
+
+
+def test_bad_variant_names_the_variant():
+    with pytest.raises(ValueError, match=r"variants\['oops'\]: lambda_p: -1 is below the minimum"):
+        AblationConfig(variants={"full": {}, "oops": {"lambda_p": -1}})
+    with pytest.raises(ValueError, match="needs a 'full' variant"):
+        AblationConfig(variants={"a": {}})
