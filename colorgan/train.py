@@ -149,10 +149,11 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
             if current % cfg.log_every == 0 or at_checkpoint or out_of_time:
                 # Every step's terms are checked, here: one device sync per log line rather than per
                 # step, and always before a checkpoint is written, so none ever holds NaN weights.
+                if ctx.enabled:  # the mean over ranks: what one process with the global batch logs; and a
+                    # non-finite term on any rank (whose gradients reached every rank) stops all of them here
+                    unchecked = [(number, distributed.mean_over_ranks(t, ctx)) for number, t in unchecked]
                 values = check_steps(unchecked, checkpoints)
                 unchecked.clear()
-                if ctx.enabled:  # log the mean over ranks, as one process with the global batch would
-                    values = check_finite(distributed.mean_over_ranks(terms, ctx), current)
                 now = time.monotonic()
                 line = {"step": current, **values, "sec_per_step": (now - tick) / (current - tick_step)}
                 tick, tick_step = now, current
