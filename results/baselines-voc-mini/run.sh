@@ -30,7 +30,8 @@ $PY evaluate $RUNS/coltran --batch-size 125 > $RUNS/coltran-eval.log 2>&1 &
 $PY evaluate $RUNS/colorgan $RUNS/chromagan > $RUNS/gan-eval.log 2>&1
 wait
 
-# the book's Table 1 function (reuses the evaluations above) and run report, then the small files of each run
+# the book's Table 1 function (reuses the evaluations above), then the small files of each run
+# (no finished.json: a run stopped by --max-minutes is resumable, not finished)
 OUT=results/baselines-voc-mini
 nice -n 5 ${PYTHON:-.venv/bin/python} -c "
 from colorgan import report
@@ -38,10 +39,9 @@ from colorgan.cli import METHODS
 runs = ['$RUNS/colorgan', '$RUNS/chromagan', '$RUNS/coltran']
 table, per_image = report.table1(runs, METHODS)
 report.save_table1(table, per_image, '$OUT')
-open('$OUT/run_report.md', 'w').write(report.table_markdown(report.run_report(runs)))
 print(report.table_markdown(table))"
 for m in colorgan chromagan coltran; do
   mkdir -p $OUT/$m/eval
-  cp $RUNS/$m/{config.json,provenance.json,finished.json,metrics.jsonl} $OUT/$m/
+  cp $RUNS/$m/{config.json,provenance.json,metrics.jsonl} $OUT/$m/
   cp $RUNS/$m/eval/summary.json $OUT/$m/eval/
 done
