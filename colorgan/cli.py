@@ -39,7 +39,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Params]) 
     group = parser.add_argument_group(f"{config_cls.__name__} fields")
     for f in dataclasses.fields(config_cls):
         flag, kind = "--" + f.name.replace("_", "-"), hints[f.name]
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+        # argparse %-formats help strings: a literal '%' (as in '95% intervals') must be doubled
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})".replace("%", "%%")
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)

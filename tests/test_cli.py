@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from colorgan.cli import main
@@ -45,3 +46,14 @@ def test_bad_parameter_fails_before_work(tmp_path: Path, capsys):
     assert main(["train", "--image-size", "60", "--run-dir", str(tmp_path / "r")]) == 2
     assert "image_size: 60 must be divisible by 8" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_every_command_has_help(capsys):
+    """--help renders for every command and method (argparse %-formats help text: '95%' once crashed it)."""
+    for argv in (["--help"], ["train", "--help"], ["train", "--method", "chromagan", "--help"],
+                 ["train", "--method", "coltran", "--help"], ["evaluate", "--help"], ["bench", "--help"],
+                 ["reproduce", "--help"], ["ablations", "--help"], ["colorize", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0, argv
+        assert "usage:" in capsys.readouterr().out
