@@ -150,8 +150,9 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path | str) -> list[Path]:
-    """ablation_table.csv (long), ablation_table.md (wide), ablation_per_image.csv."""
-    from colorgan.report import table_markdown
+    """ablation_table.csv (long), ablation_table.md (wide), ablation_per_image.csv, and run_metadata.json
+    (config, provenance and finish record of every run behind the numbers)."""
+    from colorgan.report import save_run_metadata, table_markdown
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +160,13 @@ def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path | 
     table.to_csv(paths[0], index=False)
     paths[1].write_text(table_markdown(wide_table(table)))
     per_image.to_csv(paths[2], index=False)
+    paths.append(save_run_metadata(run_dirs(per_image), out_dir.name, out_dir))
     return paths
+
+
+def run_dirs(per_image: pd.DataFrame) -> list[str]:
+    """The run folders behind ``run_ablation``'s per-image metrics, in the order they ran."""
+    return list(dict.fromkeys(per_image.run_dir))
 
 
 def ablation_chart(table: pd.DataFrame) -> "plt.Figure":

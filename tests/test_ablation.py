@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,18 @@ def test_changing_one_variant_reruns_only_that_variant(study):
     ablation.run_ablation(changed)
     assert all((before[k] / "finished.json").stat().st_mtime_ns == stamps[k] for k in before)
     assert (after[("noise_std_0.5", 0)] / "finished.json").is_file()
+
+
+@pytest.mark.slow
+def test_saved_study_names_every_run_behind_it(study, tmp_path):
+    cfg, per_image = study
+    paths = ablation.save_ablation(ablation.ablation_table(per_image, num_resamples=200), per_image, tmp_path)
+    assert {p.name for p in paths} == {"ablation_table.csv", "ablation_table.md", "ablation_per_image.csv",
+                                       "run_metadata.json"}
+    runs = json.loads((tmp_path / "run_metadata.json").read_text())["runs"]
+    assert len(runs) == len(ablation.variant_configs(cfg))
+    assert all(run["provenance"]["vgg_weights"].startswith("random") for run in runs)
+    assert all(run["finished"]["step"] == TINY_BASE["num_steps"] for run in runs)
 
 
 def synthetic_per_image(effect: float, seeds=(0, 1, 2), num_images: int = 200) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pytest
 
 from colorgan import pipeline
 from colorgan.cli import METHODS
-from colorgan.config import AblationConfig, field_default
+from colorgan.config import ABLATION_VARIANTS, AblationConfig, field_default
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -99,3 +99,15 @@ def test_ablation_plan_puts_run_overrides_into_the_base(tmp_path):
     assert params["base"]["num_steps"] == 3 and params["seeds"] == [5]
     with pytest.raises(ValueError, match="the ablation study has no parameter 'seed_list'"):
         pipeline.plan("smoke", METHODS, overrides={"seed_list": [1]}, results_root=tmp_path, kind="ablations")
+
+
+def test_one_variant_can_be_changed_from_the_command_line(tmp_path):
+    overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4} variants.lr={'lr_g':3e-4}")
+    variants = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path,
+                             kind="ablations").params["ablations"]["variants"]
+    assert variants["noise_std_0.5"] == {"noise_std": 0.4} and variants["lr"] == {"lr_g": 3e-4}
+    assert {k: v for k, v in variants.items() if k not in ("noise_std_0.5", "lr")} == {
+        k: v for k, v in ABLATION_VARIANTS.items() if k != "noise_std_0.5"}
+    with pytest.raises(ValueError, match=r"variants\['no_l1'\]: lambda_l1: -1 is below the minimum"):
+        pipeline.plan("smoke", METHODS, overrides={"variants.no_l1": {"lambda_l1": -1}}, results_root=tmp_path,
+                      kind="ablations")

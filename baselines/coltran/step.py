@@ -7,6 +7,7 @@ procedure, run through the suite's one training loop.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from baselines.coltran.core import ColTranCore
 from baselines.coltran.quantize import (NUM_COARSE_LEVELS, NUM_LEVELS, area_downsample, bins_to_labels,
                                         gray_levels, labels_to_bins, nearest_upsample, to_coarse_bits)
 from baselines.coltran.upsampler import ParallelUpsampler
+
+log = logging.getLogger(__name__)
 
 NETWORKS = ("core", "color_upsampler", "spatial_upsampler")
 
@@ -54,6 +57,12 @@ def channel_of(images: torch.Tensor, channel: torch.Tensor) -> torch.Tensor:
     return images[torch.arange(images.shape[0], device=images.device), channel]
 
 
+def ema_start_share(decay: float, num_steps: int) -> float:
+    """Weight the first step's parameters still have in a Polyak average after ``num_steps`` updates
+    (0 when unknown: an epoch budget, or averaging off)."""
+    return decay ** num_steps if num_steps > 0 and decay > 0 else 0.0
+
+
 class ColTranStep:
     """Plugs ColTran into ``train.fit``: three networks, three RMSprops, and their Polyak averages."""
 
@@ -78,11 +87,19 @@ class ColTranStep:
         self.weights = {"autoregressive": cfg.lambda_ar, "parallel": cfg.lambda_parallel}
         self.rng = torch.Generator().manual_seed(cfg.seed)
         self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
+        # a short run's average can still be mostly the untrained start: say so (noise images otherwise puzzle)
+        self.stale_share = ema_start_share(cfg.ema_decay, cfg.num_steps) if self.averages else 0.0
+        if self.stale_share > 0.05:
+            log.warning("ema_decay=%s over num_steps=%d: the averaged weights used for colorizing keep %.0f%% of "
+                        "the first step's (near-random) weights; short runs need a smaller ema_decay (e.g. %.2f)",
+                        cfg.ema_decay, cfg.num_steps, 100 * self.stale_share, 0.05 ** (1 / cfg.num_steps))
 
     def describe(self) -> dict[str, str]:
         """Recorded in provenance.json and eval/summary.json; ``notes`` is shown beside every result (Table 1)."""
         cfg = self.cfg
         weights = f"EMA {cfg.ema_decay}" if self.averages else "raw weights (ema_decay=0)"
+        if self.stale_share > 0.05:
+            weights += f" (still {self.stale_share:.0%} step-1 weights after {cfg.num_steps} steps)"
         return {"vgg_weights": "unused (ColTran has no VGG)",
                 "notes": f"core {cfg.coarse_size}x{cfg.coarse_size} ({cfg.sampling}), upsamplers argmax, {weights}; "
                          "RGB output (input L not kept, as ColTran); gray input from the suite's L"}

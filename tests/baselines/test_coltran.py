@@ -148,3 +148,15 @@ def test_cli_train_evaluate_colorize_and_table1(tmp_path: Path, capsys, monkeypa
     assert main(["colorize", str(tmp_path / "photos" / "img_000.png"), "-o", str(tmp_path / "out"),
                  "--run", str(run)]) == 0
     assert np.asarray(Image.open(tmp_path / "out" / "img_000_color.png")).shape == (20, 30, 3)
+
+
+def test_short_run_with_a_slow_average_is_flagged(tmp_path: Path, caplog):
+    """0.99 over 120 steps keeps 30% of the first step's weights: warned at build time and noted beside results."""
+    with caplog.at_level("WARNING"):
+        step = ColTranStep(tiny_coltran(tmp_path, num_steps=120, ema_decay=0.99), CPU)
+    assert "keep 30% of the first step's" in caplog.text
+    assert "still 30% step-1 weights after 120 steps" in step.describe()["notes"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        quick = ColTranStep(tiny_coltran(tmp_path, num_steps=120, ema_decay=0.95), CPU)
+    assert caplog.text == "" and "step-1" not in quick.describe()["notes"]
