@@ -92,7 +92,8 @@ class ColTranStep:
         if self.stale_share > 0.05:
             log.warning("ema_decay=%s over num_steps=%d: the averaged weights used for colorizing keep %.0f%% of "
                         "the first step's (near-random) weights; short runs need a smaller ema_decay (e.g. %.2f)",
-                        cfg.ema_decay, cfg.num_steps, 100 * self.stale_share, 0.05 ** (1 / cfg.num_steps))
+                        cfg.ema_decay, cfg.num_steps, 100 * self.stale_share,
+                        math.floor(100 * 0.05 ** (1 / cfg.num_steps)) / 100)
 
     def describe(self) -> dict[str, str]:
         """Recorded in provenance.json and eval/summary.json; ``notes`` is shown beside every result (Table 1)."""
