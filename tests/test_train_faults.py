@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorgan import runtime
 from colorgan import train as train_module
 from colorgan.cli import main
 from colorgan.config import ColorGANConfig
@@ -278,3 +279,14 @@ def flatten(tree, prefix: str = "") -> dict:
 
 def equal(a, b) -> bool:
     return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def test_atomic_writes_honour_the_umask_like_open(tmp_path: Path):
+    """mkstemp's 0600 would make shared results unreadable to the rest of a group."""
+    old = os.umask(0o022)
+    try:
+        runtime.write_json(tmp_path / "a.json", {"x": 1})
+        (tmp_path / "b.txt").write_text("x")
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
