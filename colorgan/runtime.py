@@ -154,12 +154,18 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def git_commit(repo: Path | None = None) -> str:
-    """The current commit (with '-dirty' if the tree has changes), or 'unknown' outside git."""
+    """The current commit (with '-dirty' if tracked code has changes), or 'unknown' outside git.
+
+    Changes under results/ do not count: a pipeline rewrites its own committed outputs while it runs.
+    """
     cwd = repo or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=top,
                                capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -1,10 +1,12 @@
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from colorgan.data import sample_images
+from colorgan.runtime import git_commit
 from colorgan.step import ColorGANStep
 from colorgan.train import CheckpointDir, NonFiniteLossError, check_finite, fit, train
 from tests.conftest import assert_resume_equals_uninterrupted, tiny_config
@@ -96,3 +98,22 @@ def test_train_or_reuse_reuses_finished_and_resumes_partial(tmp_path: Path):
     assert longer.step == 6
     lines = (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_commit_is_dirty_for_code_changes_but_not_for_results(tmp_path: Path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table1.md").write_text("old")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "results" / "table1.md").write_text("rewritten by a pipeline run")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2")
+    assert git_commit(tmp_path) == clean + "-dirty"
