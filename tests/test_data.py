@@ -135,6 +135,7 @@ def test_16_bit_gray_is_scaled_not_clipped(tmp_path: Path):
     assert (pixels[..., 0] == pixels[..., 2]).all()
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the bomb file is the point
 def test_folder_dataset_skips_and_lists_unreadable_files(tmp_path: Path, caplog):
     cases = make_corpus(tmp_path / "corpus")
     refused = sorted(c.path.name for c in cases.values() if c.reason)
