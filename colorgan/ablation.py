@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # metric -> True when higher is better (for the verdicts and the chart's labels)
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False, "colourfulness": True, "diversity": True}
+# Metrics in CIELAB units, and the just-noticeable colour difference (Sharma 2003, ΔE*ab ≈ 2.3): a
+# difference can be significant over images and still be invisible, and a verdict should say so.
+CIELAB_METRICS = ("ciede2000", "diversity")
+JUST_NOTICEABLE_DELTA_E = 2.3
 
 
 def variant_configs(cfg: AblationConfig) -> dict[tuple[str, int], ColorGANConfig]:
@@ -105,7 +109,8 @@ def wide_table(table: pd.DataFrame) -> pd.DataFrame:
             row[r.metric] = f"{r.mean:.{digits}f} [{r.low:.{digits}f}, {r.high:.{digits}f}]"
             if "diff_vs_full" in group and not pd.isna(r.diff_vs_full):
                 mark = "*" if r.significant else ""
-                row[f"Δ{r.metric}"] = f"{r.diff_vs_full:+.{digits}f}{mark}"
+                # one more digit than the means: a significant but tiny Δ must not print as +0.00*
+                row[f"Δ{r.metric}"] = f"{r.diff_vs_full:+.{digits + 1}f}{mark}"
         out.append(row)
     return pd.DataFrame(out)
 
@@ -145,6 +150,8 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
         evidence = (f"{metric}: {variant} − full = {r.diff_vs_full:+.3f} "
                     f"[{r.diff_low:+.3f}, {r.diff_high:+.3f}] ({'worse' if worse > 0 else 'better or equal'} "
                     "without it)")
+        if metric in CIELAB_METRICS and abs(r.diff_vs_full) < JUST_NOTICEABLE_DELTA_E:
+            evidence += f"; smaller than a just-noticeable colour difference (ΔE ≈ {JUST_NOTICEABLE_DELTA_E})"
         rows.append({"claim": claim, "evidence": evidence, "verdict": verdict})
     return pd.DataFrame(rows)
 

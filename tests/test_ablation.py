@@ -94,6 +94,16 @@ def test_table_and_verdicts_follow_the_numbers():
     assert wide.set_index("variant").loc["no_noise", "Δpsnr"].endswith("*")
 
 
+def test_an_invisible_colour_difference_is_called_one():
+    per_image = synthetic_per_image(effect=-1.0)
+    claim = "The noise branch adds diversity (§1, §2.1)"
+    visible = ablation.verdicts(ablation.ablation_table(per_image, num_resamples=300)).set_index("claim")
+    assert "just-noticeable" not in visible.evidence[claim]  # diversity 3.0 -> 0: above ΔE 2.3
+    per_image["diversity"] *= 0.01  # 0.03 -> 0: significant over images, invisible
+    invisible = ablation.verdicts(ablation.ablation_table(per_image, num_resamples=300)).set_index("claim")
+    assert invisible.verdict[claim] == "holds" and "just-noticeable colour difference" in invisible.evidence[claim]
+
+
 def test_seed_interval_uses_student_t():
     mean, low, high = ablation.seed_interval(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
