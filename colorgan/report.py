@@ -27,6 +27,9 @@ from colorgan.train import StepFactory, load_trained
 
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 
+# The book shows tables in full: pandas would cut notes, evidence and run folders at 50 characters ("...").
+pd.set_option("display.max_colwidth", None)
+
 # Table 1 of the paper (PASCAL VOC, 256x256, their training): reference values, never our results.
 PAPER_TABLE1 = {"chromagan": (24.154, 0.926), "coltran": (23.839, 0.868), "colorgan": (24.333, 0.938)}
 METHOD_NAMES = {"colorgan": "ColorGAN", "chromagan": "ChromaGAN", "coltran": "ColTran", GRAYSCALE: GRAYSCALE}

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
-from colorgan import pipeline
+from colorgan import pipeline, report  # noqa: F401  (report sets pandas' display options)
 from colorgan.cli import METHODS
 from colorgan.config import ABLATION_VARIANTS, AblationConfig, field_default
 
@@ -111,3 +112,10 @@ def test_one_variant_can_be_changed_from_the_command_line(tmp_path):
     with pytest.raises(ValueError, match=r"variants\['no_l1'\]: lambda_l1: -1 is below the minimum"):
         pipeline.plan("smoke", METHODS, overrides={"variants.no_l1": {"lambda_l1": -1}}, results_root=tmp_path,
                       kind="ablations")
+
+
+def test_book_tables_show_long_text_in_full():
+    """Table 1's notes, the verdicts' evidence and run folders run past pandas' 50-character cut
+    (importing colorgan.report, as every notebook does, lifts it)."""
+    long_note = "class KL term off (vgg_weights=random: no ImageNet teacher; paper's 'without class distribution')"
+    assert long_note in pd.DataFrame({"notes": [long_note]})._repr_html_()
