@@ -284,13 +284,18 @@ def run_report(run_dirs: list[str]) -> pd.DataFrame:
             "steps": f"{finished.get('step', '?')} (batch {config['batch_size']})",
             "VGG weights": provenance.get("vgg_weights", "n/a"),
             "seed": config["seed"],
-            "git commit": str(provenance.get("git_commit", "?"))[:12],
+            "git commit": short_commit(str(provenance.get("git_commit", "?"))),
             "device": provenance.get("device_name", "?"),
             "torch": provenance.get("versions", {}).get("torch", "?"),
             "train wall time (s)": round(finished.get("wall_seconds", float("nan")), 1),
             "run folder": run_dir,
         })
     return pd.DataFrame(rows)
+
+
+def short_commit(commit: str) -> str:
+    """'240043b065ec7c10...-dirty' -> '240043b065ec-dirty': shortened, but never hiding uncommitted changes."""
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 def save_run_metadata(run_dirs: list[str], profile: str, out_dir: Path | str) -> Path:

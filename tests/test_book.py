@@ -119,3 +119,13 @@ def test_book_tables_show_long_text_in_full():
     (importing colorgan.report, as every notebook does, lifts it)."""
     long_note = "class KL term off (vgg_weights=random: no ImageNet teacher; paper's 'without class distribution')"
     assert long_note in pd.DataFrame({"notes": [long_note]})._repr_html_()
+
+
+def test_run_report_keeps_the_dirty_mark(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"method": "colorgan", "data": "samples", "image_size": 32,
+                                                 "batch_size": 4, "seed": 0}))
+    (run / "provenance.json").write_text(json.dumps({"git_commit": "240043b065ec7c10a4e29a82e7921b0c36f1820c-dirty"}))
+    assert report.run_report([str(run)])["git commit"][0] == "240043b065ec-dirty"
+    assert report.short_commit("240043b065ec7c10a4e29a82e7921b0c36f1820c") == "240043b065ec"
