@@ -49,7 +49,9 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     options = Options()
     options.binary_location = CHROMIUM
@@ -61,8 +63,10 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
     try:
         html = book / "html-build" / "_build" / "html"
         driver.get((html / "index.html").as_uri())
+        # index.html is Jupyter Book's redirect to the first page: wait until that page has loaded
+        WebDriverWait(driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+            lambda d: "Not comparable with the paper" in d.find_element(By.TAG_NAME, "body").text)
         assert "ColorGAN" in driver.title
-        assert "Not comparable with the paper" in driver.find_element(By.TAG_NAME, "body").text
         driver.save_screenshot(str(tmp_path / "index.png"))
         driver.get((html / "table1.html").as_uri())
         rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "table tr")]
