@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from colorgan import runtime
-from colorgan.config import (AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig, RunConfig,
-                             Table1Config, field_default)
+from colorgan.config import (ABLATION_VARIANTS, AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig,
+                             RunConfig, Table1Config)
 from colorgan.data import find_voc_images
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,7 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
     # 'variants.NAME={...}' replaces (or adds) one variant; the name may itself hold dots (noise_std_0.5)
     one_variant = {k.split(".", 1)[1]: overrides.pop(k) for k in list(overrides) if k.startswith("variants.")}
     if one_variant:
-        default = field_default(next(f for f in dataclasses.fields(AblationConfig) if f.name == "variants"))
-        variants = dict(overrides.get("variants", preset.get("variants", default)))
+        variants = overrides.get("variants", preset.get("variants", ABLATION_VARIANTS))
         overrides["variants"] = {**variants, **one_variant}
     for name in overrides:
         if name not in run_fields | own_fields:

@@ -28,6 +28,8 @@ from baselines.coltran.upsampler import ParallelUpsampler
 log = logging.getLogger(__name__)
 
 NETWORKS = ("core", "color_upsampler", "spatial_upsampler")
+# a Polyak average that still holds more of the first step's weights than this is flagged
+STALE_AVERAGE_SHARE = 0.05
 
 
 def bits_per_dim(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -89,17 +91,17 @@ class ColTranStep:
         self.amp_dtype = runtime.autocast_dtype(cfg.amp, device)
         # a short run's average can still be mostly the untrained start: say so (noise images otherwise puzzle)
         self.stale_share = ema_start_share(cfg.ema_decay, cfg.num_steps) if self.averages else 0.0
-        if self.stale_share > 0.05:
+        if self.stale_share > STALE_AVERAGE_SHARE:
             log.warning("ema_decay=%s over num_steps=%d: the averaged weights used for colorizing keep %.0f%% of "
                         "the first step's (near-random) weights; short runs need a smaller ema_decay (e.g. %.2f)",
                         cfg.ema_decay, cfg.num_steps, 100 * self.stale_share,
-                        math.floor(100 * 0.05 ** (1 / cfg.num_steps)) / 100)
+                        math.floor(100 * STALE_AVERAGE_SHARE ** (1 / cfg.num_steps)) / 100)
 
     def describe(self) -> dict[str, str]:
         """Recorded in provenance.json and eval/summary.json; ``notes`` is shown beside every result (Table 1)."""
         cfg = self.cfg
         weights = f"EMA {cfg.ema_decay}" if self.averages else "raw weights (ema_decay=0)"
-        if self.stale_share > 0.05:
+        if self.stale_share > STALE_AVERAGE_SHARE:
             weights += f" (still {self.stale_share:.0%} step-1 weights after {cfg.num_steps} steps)"
         return {"vgg_weights": "unused (ColTran has no VGG)",
                 "notes": f"core {cfg.coarse_size}x{cfg.coarse_size} ({cfg.sampling}), upsamplers argmax, {weights}; "
