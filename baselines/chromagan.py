@@ -12,7 +12,8 @@ Critic: PatchGAN on (L, ab) (the shared ``PatchCritic``, LeakyReLU slope 0.3 = K
 Objective (paper §3.2; Keras ``combined`` weights [1, 0.003, -0.1]):
     L_G = lambda_e·MSE(ab, ab_gt) + alpha·KL(p_VGG16(L) || p_class) - lambda_g·E[D(L, ab)]
     L_D = E[D(L, ab)] - E[D(L, ab_gt)] + gp_weight·E[(||grad_ab D(L, x̂)|| - 1)²]
-One generator update, then one critic update on the same (pre-update) fake, as the Keras loop does.
+One generator update, then one critic update on a fake recomputed by the updated generator, as the Keras
+loop does (its critic model holds the generator and colorizes the batch again).
 
 Units: like the Keras code, the networks read and write OpenCV's 8-bit Lab divided by 255: L in [0, 1]
 (L*/100) and ab in [0, 1] ((a*, b*) + 128) / 255. Keeping these units keeps the relative scale of the
@@ -321,8 +322,10 @@ class ChromaGANStep:
         total.backward()
         self.opt_g.step()
         logs = {}
-        if self.weights["adversarial"] > 0:  # the Keras loop: critic after generator, on the same fake
-            logs = critic_update(self.critic, self.opt_d, L01, ab_real, ab_fake.detach().float(), self.cfg.gp_weight,
+        if self.weights["adversarial"] > 0:  # the Keras loop: critic after generator, on the updated generator's fake
+            with torch.no_grad(), runtime.autocast(self.device, self.amp_dtype):
+                ab_fake, _ = self.generator(L01)
+            logs = critic_update(self.critic, self.opt_d, L01, ab_real, ab_fake.float(), self.cfg.gp_weight,
                                  self.rng, self.amp_dtype)
         return {**values, **logs, "g_total": total.detach()}
 

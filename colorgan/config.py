@@ -137,8 +137,16 @@ class RunConfig(DataConfig):
     progress: bool = opt(True, "show a tqdm progress bar")
     num_bootstrap: int = opt(1000, "bootstrap resamples for 95% intervals in evaluation", min=100)
 
+    # --- validation during training (never the test split) ---
+    num_val_images: int = opt(0, "training images set aside (same ones for every seed and method) and scored "
+                                 "during training; 0 = no validation", min=0)
+    val_every: int = opt(0, "score the validation images every N steps, and at the end (0 = only at the end)", min=0)
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.val_every and not self.num_val_images:
+            raise ValueError(f"val_every: {self.val_every} needs validation images; set num_val_images > 0 "
+                             "(or val_every=0)")
         if not self.run_dir.strip():
             raise ValueError("run_dir: '' is not allowed; give the folder for this run's results")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -354,6 +362,63 @@ class AblationConfig(Params):
                 ColorGANConfig.from_params({**self.base, **overrides})
             except ValueError as err:
                 raise ValueError(f"variants[{name!r}]: {err}") from None
+
+
+# The study's checkpoint rules: which weights of each run are scored on the test split (one rule for all methods).
+STUDY_CHECKPOINTS = ("best_val", "last")
+
+
+@dataclass(frozen=True)
+class StudyConfig(Params):
+    """The study: every method x seeds on one split, each run seeing the same number of training images.
+
+    Method names and their fields are checked against the registered methods by ``colorgan.study``
+    (this module knows no methods); everything else is checked here.
+    """
+
+    methods: dict = opt({"colorgan": {}, "chromagan": {}, "coltran": {}},
+                        "method -> its own config fields (widths, learning rates, batch size); not the budget")
+    base: dict = opt({"num_val_images": 200, "val_every": 100},
+                     "config fields every method shares (data, image size, validation images, amp, ...)")
+    seeds: list = opt([0, 1, 2], "training seeds per method (3 or more for a spread worth reading)")
+    num_images_seen: int = opt(16000, "training images each run sees, the same for every method "
+                                      "(steps = num_images_seen / batch_size)", min=1)
+    allow_unequal_budget: bool = opt(False, "accept methods whose settings make them see different numbers of "
+                                            "training images (Table 1 then states each one's count)")
+    checkpoint: str = opt("best_val", "the weights scored on the test split, by one rule for every method: "
+                                      "best validation PSNR, or the last", choices=STUDY_CHECKPOINTS)
+    num_diversity_samples: int = opt(3, "colorizations per test image for the diversity column (0 = none)", min=0)
+    num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
+    num_bootstrap: int = opt(2000, "bootstrap resamples of test images for every interval", min=100)
+    out_dir: str = opt("results/study", "where runs, tables and figures go")
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not self.methods or not all(isinstance(v, dict) for v in self.methods.values()):
+            raise ValueError(f"methods: expected a non-empty dict of method -> dict of config fields; got {self.methods!r}")
+        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: {self.seeds} repeats a seed; each seed is one more independent run")
+        own = ("num_epochs", "seed") if self.allow_unequal_budget else ("num_steps", "num_epochs", "seed")
+        budget = [f for f in own if f in self.base or any(f in v for v in self.methods.values())]
+        if budget:
+            raise ValueError(f"{budget[0]}: set by the study (num_images_seen and seeds), not per method or in base"
+                             + ("; a method's own num_steps needs allow_unequal_budget=True" if budget[0] == "num_steps"
+                                else ""))
+        if self.checkpoint == "best_val" and not self.base.get("num_val_images"):
+            raise ValueError("checkpoint: 'best_val' needs validation images; set base['num_val_images'] > 0 "
+                             "or checkpoint='last'")
+
+
+@dataclass(frozen=True)
+class SummaryConfig(Params):
+    """The reproducibility summary: verdicts on the paper's claims from a study's results folder."""
+
+    out_dir: str = opt("results/study", "the study's results folder (study_table.csv, per_image_metrics.csv)")
+    ablation_digest: str = opt("", "sha256 of the study-scale ablation_table.csv in out_dir ('' = not run); the "
+                                   "pipeline sets it, so the page is rebuilt when the ablation changes")
 
 
 def validate_fields(cfg: Any) -> None:

@@ -442,3 +442,19 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         worker.join(timeout=5)
+
+
+def carve_validation(train: ImageSet, num_val: int) -> tuple[ImageSet, ImageSet]:
+    """Set ``num_val`` training images aside as a validation set: (train without them, validation).
+
+    The choice is the ``num_val`` lowest SHA-1 hashes of the image names, so it does not depend on the
+    seed, the method or the file order: every run of a study is validated on the same images, and
+    none of them is ever trained on. The test split is never touched.
+    """
+    if num_val >= len(train):
+        raise ValueError(f"num_val_images: {num_val} leaves no training images (the split has {len(train)}); "
+                         "use fewer validation images")
+    ranked = sorted(range(len(train)), key=lambda i: hashlib.sha1(os.fsencode(train.names[i])).hexdigest())
+    val_index, train_index = sorted(ranked[:num_val]), sorted(ranked[num_val:])
+    keep = ImageSet(train.images[train_index], [train.names[i] for i in train_index], train.skipped)
+    return keep, ImageSet(train.images[val_index], [train.names[i] for i in val_index])

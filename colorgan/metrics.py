@@ -20,7 +20,8 @@ from colorgan.data import ImageSet
 
 Colorizer = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # L (B,1,H,W) -> rgb (B,3,H,W)
 GRAYSCALE = "grayscale (ab = 0)"
-METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "diversity")  # per-image columns of ``evaluate``
+# per-image columns of ``evaluate``; delta_cf = colourfulness - the ground truth's (< 0: duller than the photo)
+METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "delta_cf", "diversity")
 
 
 def quantize(rgb: torch.Tensor) -> torch.Tensor:
@@ -107,8 +108,9 @@ def evaluate(colorize: Colorizer, test: ImageSet, device: torch.device, method: 
     """Score ``colorize`` and the grayscale reference on every test image.
 
     Returns:
-        One row per (method, image): columns method, image, psnr, ssim, ciede2000, colourfulness (and diversity when
-        ``num_diversity_samples`` >= 2; the grayscale row's diversity is 0 by construction).
+        One row per (method, image): columns method, image, psnr, ssim, ciede2000, colourfulness, delta_cf
+        (colourfulness minus the ground truth's), and diversity when ``num_diversity_samples`` >= 2 (the
+        grayscale row's diversity is 0 by construction).
     """
     generator = torch.Generator().manual_seed(seed)
     rows = []
@@ -122,12 +124,14 @@ def evaluate(colorize: Colorizer, test: ImageSet, device: torch.device, method: 
             samples = torch.stack([outputs[method]] + [colorize(L, generator)
                                                        for _ in range(num_diversity_samples - 1)])
             diversity = pairwise_ab_distance(samples).cpu()
+        truth_colourfulness = colourfulness(rgb)
         for name, pred in outputs.items():
             psnr, ssim = psnr_ssim(pred, rgb)
             delta_e, colourful = ciede2000(pred, rgb), colourfulness(pred)
             for i, image in enumerate(names):
                 row = {"method": name, "image": image, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
-                       "ciede2000": float(delta_e[i]), "colourfulness": float(colourful[i])}
+                       "ciede2000": float(delta_e[i]), "colourfulness": float(colourful[i]),
+                       "delta_cf": float(colourful[i] - truth_colourfulness[i])}
                 if diversity is not None:
                     row["diversity"] = float(diversity[i]) if name == method else 0.0
                 rows.append(row)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from colorgan import runtime
 from colorgan.config import (ABLATION_VARIANTS, AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig,
-                             RunConfig, Table1Config)
+                             RunConfig, StudyConfig, SummaryConfig, Table1Config)
 from colorgan.data import find_voc_images
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,23 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 PROFILES["smoke"]["ablations"] = {"base": {**_SMOKE_DATA, **_SMOKE_TRAIN, **PROFILES["smoke"]["train_colorgan"]},
                                   "seeds": [0, 1]}
-DEFAULT_DATA_ROOTS = {"voc-mini": "../shared/data/voc-mini", "ablation-mini": "../shared/data/voc-mini"}
+# The study (`make reproduce PROFILE=study`, results/study/README.md says how each value was chosen): voc-mini at
+# 64 px, every method at CPU widths (same family as the paper's, scaled), batch 16, bf16 autocast (1.47x on this
+# CPU), 3 seeds, the same number of training images for every method, 160 training images set aside for
+# validation every 100 steps, and the best-on-validation weights of every run scored on the test split.
+_STUDY_BASE = {"data": "folder", "image_size": 64, "batch_size": 16, "amp": "bf16", "num_val_images": 160,
+               "val_every": 100, "checkpoint_every": 100, "log_every": 10, "num_bootstrap": 2000}
+_STUDY_COLORGAN = {"gen_width": 32, "noise_width": 128, "disc_width": 32}
+PROFILES["study"] = {
+    "data": {"data": "folder", "image_size": 64},
+    "study": {"base": _STUDY_BASE, "seeds": [0, 1, 2], "num_images_seen": 12800,
+              "methods": {"colorgan": _STUDY_COLORGAN, "chromagan": _CHROMAGAN_CPU, "coltran": _COLTRAN_CPU}},
+    # the loss-term claims at the study's size and per-run budget (make ablations PROFILE=study)
+    "ablations": {"base": {**{k: v for k, v in _STUDY_BASE.items() if k not in ("num_val_images", "val_every")},
+                           **_STUDY_COLORGAN, "num_steps": 12800 // 16}},
+}
+DEFAULT_DATA_ROOTS = {"voc-mini": "../shared/data/voc-mini", "ablation-mini": "../shared/data/voc-mini",
+                      "study": "../shared/data/voc-mini"}
 
 
 @dataclass(frozen=True)
@@ -143,8 +159,8 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
         ValueError: unknown profile, an override no stage knows, or an invalid value (names the field).
         FileNotFoundError: a missing or incomplete data folder.
     """
-    wanted = "train" if kind == "reproduce" else "ablations"
-    choices = sorted(name for name, preset in PROFILES.items() if wanted in preset)
+    wanted = ("train", "study") if kind == "reproduce" else ("ablations",)
+    choices = sorted(name for name, preset in PROFILES.items() if any(w in preset for w in wanted))
     if profile not in choices:
         raise ValueError(f"PROFILE: no {kind} profile {profile!r}; choose one of {choices}")
     preset, overrides = PROFILES[profile], dict(overrides or {})
@@ -154,6 +170,8 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
     data_root = data_root or DEFAULT_DATA_ROOTS.get(profile, "")
     if kind == "ablations":
         return _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides)
+    if "study" in preset:
+        return _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides)
     result = Plan(profile, out_dir, stages=stages_for(methods))
     _check_overrides(overrides, result.stages)
     _check_data_root(preset["data"]["data"], data_root)
@@ -201,6 +219,53 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
               **{k: v for k, v in overrides.items() if k in own_fields}}
     AblationConfig.from_params(params)
     return Plan(profile, out_dir, {"ablations": params}, [stage])
+
+
+def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[type[RunConfig], Any]], out_dir: Path,
+                shown: Path, data_root: str, overrides: dict[str, Any]) -> Plan:
+    """data -> study (every method x seed, Table 1, curves, figures) -> summary (verdicts on the claims).
+
+    Overrides: StudyConfig fields (``num_images_seen=6400``), ``base.FIELD=value`` for a field every method
+    shares, ``METHOD.FIELD=value`` for one method.
+    """
+    from colorgan.study import run_configs
+
+    stages = [Stage("data", DataConfig), Stage("study", StudyConfig, ("data",)), Stage("summary", SummaryConfig,
+                                                                                      ("study",))]
+    study = {**preset["study"], "out_dir": str(shown), "base": dict(preset["study"]["base"]),
+             "methods": {name: dict(fields) for name, fields in preset["study"]["methods"].items()}}
+    if data_root:
+        study["base"]["data_root"] = data_root
+    own = {f.name for f in dataclasses.fields(StudyConfig)}
+    for name, value in overrides.items():
+        head, _, rest = name.partition(".")
+        if head == "base" and rest:
+            study["base"][rest] = value
+        elif head in study["methods"] and rest:
+            study["methods"][head][rest] = value
+        elif name in own:
+            study[name] = value
+        elif not rest and name in {f.name for f in dataclasses.fields(DataConfig)}:
+            study["base"][name] = value
+        else:
+            close = difflib.get_close_matches(name, own | {f"base.{name}"}, n=1)
+            raise ValueError(f"PARAMS: the study has no parameter {name!r}" + (f" (did you mean {close[0]!r}?)"
+                                                                                if close else "") +
+                             "; use a StudyConfig field, base.FIELD=value or METHOD.FIELD=value")
+    _check_data_root(preset["data"]["data"], data_root)
+    run_configs(StudyConfig.from_params(study), methods)  # every run's config, budget and split, checked now
+    data = {**preset["data"], **({"data_root": data_root} if data_root else {}),
+            **{k: v for k, v in study["base"].items() if k in {f.name for f in dataclasses.fields(DataConfig)}}}
+    summary = {"out_dir": str(shown), "ablation_digest": file_digest(out_dir / "ablation_table.csv")}
+    params = {"data": data, "study": study, "summary": summary}
+    for stage in stages:
+        stage.config_cls.from_params(params[stage.name])
+    return Plan(profile, out_dir, params, stages)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes ('' when it does not exist)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
 def config_hash(config_cls: type[Params], params: dict[str, Any]) -> str:
@@ -316,7 +381,7 @@ def build_book(p: Plan) -> Path:
     source.mkdir(parents=True)
     (source / "_config.yml").write_text(BOOK_CONFIG.format(profile=p.profile))
     # every executed notebook of this profile: a reproduce run and an ablation study share one book
-    rank = {"data": 0, "table1": 2, "report": 3, "ablations": 4}  # train_* chapters rank 1
+    rank = {"data": 0, "table1": 2, "study": 2, "summary": 3, "report": 3, "ablations": 4}  # train_* rank 1
     executed = {path.stem for path in (p.out_dir / "notebooks").glob("*.ipynb")}
     chapters = sorted(executed, key=lambda name: (rank.get(name, 1), name))
     for name in chapters:

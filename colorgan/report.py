@@ -106,9 +106,13 @@ def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0
         SSIM means and 95% bootstrap intervals, our provenance (steps, VGG weights) and, in separate
         columns labelled 'paper', the published numbers.
     """
+    records = [read_run(run_dir) for run_dir in run_dirs]
+    sizes = {record["run_dir"]: record["config"]["image_size"] for record in records}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"Table 1 compares methods at one image size; these runs differ: {sizes}. Train them at the "
+                         "same image_size")
     rows, per_image_all, test_names = [], [], None
-    for run_dir in run_dirs:
-        record = read_run(run_dir)
+    for run_dir, record in zip(run_dirs, records):
         method = record["config"]["method"]
         config_cls, build_step = methods[method]
         per_image, _ = evaluate_or_reuse(run_dir, config_cls, build_step, device,
@@ -177,15 +181,16 @@ def table_markdown(table: pd.DataFrame) -> str:
 
 
 def figure2(run_dirs: list[str], methods: Methods, num_images: int = 4, num_diversity_samples: int = 5,
-            seed: int = 0, device: str = "auto") -> plt.Figure:
+            seed: int = 0, device: str = "auto", checkpoint: str = "last") -> plt.Figure:
     """Fig. 2: the same test images by every method, beside the grayscale input and the ground truth,
-    and a diversity strip: several noise samples of ColorGAN for the first image."""
+    and a diversity strip: several noise samples of ColorGAN for the first image. ``checkpoint``: 'last'
+    or 'best_val' weights of each run."""
     torch_device = runtime.select_device(device)
     colorizers, test = {}, None
     for run_dir in run_dirs:
         method = read_run(run_dir)["config"]["method"]
         config_cls, build_step = methods[method]
-        cfg, step, _ = load_trained(run_dir, config_cls, build_step, torch_device)
+        cfg, step, _ = load_trained(run_dir, config_cls, build_step, torch_device, checkpoint=checkpoint)
         colorizers[METHOD_NAMES.get(method, method)] = step.colorize
         test = test or load_split(cfg)[1]
     picks = _spread(len(test), num_images)
@@ -213,6 +218,34 @@ def figure2(run_dirs: list[str], methods: Methods, num_images: int = 4, num_dive
             ax.imshow(_to_hwc(sample[0]))
             ax.set_title(f"ColorGAN, z #{k + 1}", fontsize=8)
     fig.suptitle("Test images (" + ", ".join(test.names[i] for i in picks) + ")", fontsize=8)
+    return finish(fig)
+
+
+def learning_curves(run_dirs: list[str], metrics: tuple[str, ...] = ("psnr", "ssim", "colourfulness")) -> plt.Figure:
+    """Validation curves of every run on one axis per metric: images seen -> score, one colour per method,
+    each seed a thin line, the grayscale (ab = 0) level dashed. Reads each run's ``val.jsonl``."""
+    from colorgan.validation import read_val_log
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    colours = dict(zip(METHOD_NAMES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    labelled, gray = set(), {}
+    for run_dir in run_dirs:
+        method = read_run(run_dir)["config"]["method"]
+        records = pd.DataFrame(read_val_log(run_dir))
+        if records.empty:
+            continue
+        for ax, metric in zip(axes[0], metrics):
+            ax.plot(records.images_seen, records[metric], lw=0.9, alpha=0.8, color=colours.get(method),
+                    label=None if method in labelled else METHOD_NAMES.get(method, method))
+            gray[metric] = records[f"gray_{metric}"].iloc[-1]
+        labelled.add(method)
+    for ax, metric in zip(axes[0], metrics):
+        if metric in gray:
+            ax.axhline(gray[metric], color="0.4", ls="--", lw=1, label=GRAYSCALE)
+        ax.set_title(f"validation {metric}", fontsize=9)
+        ax.set_xlabel("training images seen", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7)
     return finish(fig)
 
 

@@ -24,7 +24,8 @@ from torch import nn
 
 from colorgan import distributed, runtime
 from colorgan.config import RunConfig
-from colorgan.data import ImageSet, batches, load_split, prefetch, split_record, steps_per_epoch
+from colorgan.data import ImageSet, batches, carve_validation, load_split, prefetch, split_record, steps_per_epoch
+from colorgan.validation import BEST_CHECKPOINT, Validator
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def total_steps(cfg: RunConfig, num_images: int) -> int:
 
 def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
         extra_provenance: dict[str, Any] | None = None,
-        ctx: distributed.Context = distributed.SINGLE) -> FitResult:
+        ctx: distributed.Context = distributed.SINGLE, val_images: ImageSet | None = None) -> FitResult:
     """Train ``step`` on ``train`` for cfg's budget, writing everything into ``cfg.run_dir``.
 
     The run folder gets ``config.json``, ``provenance.json``, ``metrics.jsonl`` (one line per
@@ -92,6 +93,10 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     With ``ctx`` from torchrun, every rank trains on its slice of each global batch of
     ``cfg.batch_size``; rank 0 alone writes the run folder while the others wait at barriers, and
     logged values are averaged over the ranks.
+
+    With ``val_images`` (carved from the training split by ``train``), the run is scored on them every
+    ``cfg.val_every`` steps and at the end (``val.jsonl``, best weights in ``best_val.pt``); a checkpoint is
+    written at every validation, so resuming never repeats or skips one.
     """
     run_dir = Path(cfg.run_dir)
     checkpoints = CheckpointDir(run_dir / "checkpoints", cfg.keep_checkpoints)
@@ -105,6 +110,10 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     if cfg.resume and checkpoints.paths():
         start_step, previous_seconds = restore(checkpoints, step, cfg)
         log.info("resumed %s at step %d", run_dir, start_step)
+    validator = None
+    if val_images is not None and ctx.is_main:
+        validator = Validator(val_images, run_dir, device, cfg.seed, cfg.batch_size)
+        resume_validation(validator, run_dir, start_step)
     num_steps = total_steps(cfg, len(train))
     metrics_path = run_dir / "metrics.jsonl"
     if ctx.is_main:
@@ -142,7 +151,9 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
             current += 1
             unchecked.append((current, terms))
             bar.update(1)
-            at_checkpoint = current % cfg.checkpoint_every == 0 or current == num_steps
+            at_validation = validator is not None and (current == num_steps or (
+                cfg.val_every > 0 and current % cfg.val_every == 0))
+            at_checkpoint = current % cfg.checkpoint_every == 0 or current == num_steps or at_validation
             out_of_time = time.monotonic() > deadline
             if cfg.max_minutes:
                 out_of_time = distributed.agree(out_of_time, ctx)  # every rank stops at the same step
@@ -164,6 +175,9 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
             if at_checkpoint or out_of_time:
                 if ctx.is_main:
                     wall = previous_seconds + time.monotonic() - started
+                    if at_validation:  # validated weights are saved before the checkpoint that resumes after them
+                        validator(step, current, current * cfg.batch_size, lambda path: save_best(
+                            path, checkpoint_state(current, step, cfg, wall)))
                     checkpoints.save(current, checkpoint_state(current, step, cfg, wall))
                 distributed.barrier(ctx)
             if out_of_time and current < num_steps:
@@ -177,6 +191,28 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
         runtime.write_json(run_dir / "finished.json", {"step": current, "total_steps": num_steps,
                                                        "wall_seconds": result.wall_seconds})
     return result
+
+
+def resume_validation(validator: Validator, run_dir: Path, start_step: int) -> None:
+    """Bring ``val.jsonl`` and ``best_val.pt`` back to ``start_step`` (a fresh run starts with neither)."""
+    best = run_dir / BEST_CHECKPOINT
+    if start_step == 0:
+        (run_dir / "val.jsonl").unlink(missing_ok=True)
+        best.unlink(missing_ok=True)
+        return
+    validator.resume(start_step)
+    if best.is_file() and int(load_checkpoint(best)["step"]) > start_step:
+        # killed between saving these best weights and the checkpoint after them: the best weights up to
+        # start_step are gone, so the next validation saves its weights whatever it scores
+        log.warning("%s is from after the checkpoint resumed from (step %d); it will be replaced", best, start_step)
+        best.unlink()
+        validator.best_psnr = -float("inf")
+
+
+def save_best(path: Path, state: dict[str, Any]) -> None:
+    """The best-on-validation weights, written like a checkpoint (atomic, with a digest)."""
+    state = {**state, "digest": state_digest(state)}
+    runtime.atomic_write_bytes(path, lambda f: torch.save(state, f))
 
 
 def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, float]:
@@ -399,12 +435,17 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
             prepare_run_dir(run_dir, cfg, CheckpointDir(run_dir / "checkpoints"))
         with distributed.main_first(ctx):  # rank 0 builds the image cache, the others then read it
             train_set, test_set, data_info = load_split(cfg, cache_dir)
+        val_set = None
+        if cfg.num_val_images:
+            train_set, val_set = carve_validation(train_set, cfg.num_val_images)
+            data_info = {**data_info, "num_train": len(train_set), "num_val": len(val_set)}
         if ctx.is_main:
-            runtime.write_json(run_dir / "split.json", split_record(train_set, test_set, data_info))
+            record = split_record(train_set, test_set, data_info)
+            runtime.write_json(run_dir / "split.json", {**record, "val": val_set.names} if val_set else record)
         step = build_step(cfg, device)
         extra = {"data": {k: v for k, v in data_info.items() if k != "skipped"},
                  "num_skipped_files": len(data_info["skipped"]), **step_provenance(step)}
-        return fit(cfg, step, train_set, device, extra, ctx)
+        return fit(cfg, step, train_set, device, extra, ctx, val_set)
 
 
 def train_or_reuse(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:
@@ -433,8 +474,11 @@ def step_provenance(step: TrainStep) -> dict[str, Any]:
 
 
 def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: StepFactory,
-                 device: torch.device, inference_only: bool = False) -> tuple[RunConfig, TrainStep, int]:
-    """Rebuild a run's step from its ``config.json`` and newest checkpoint: (cfg, step, checkpoint step).
+                 device: torch.device, inference_only: bool = False, checkpoint: str = "last"
+                 ) -> tuple[RunConfig, TrainStep, int]:
+    """Rebuild a run's step from its ``config.json`` and a checkpoint: (cfg, step, checkpoint step).
+
+    ``checkpoint``: 'last' (the newest) or 'best_val' (the weights that scored the best validation PSNR).
 
     ``inference_only``: the run is only used to colorize, which needs neither its training data nor
     its loss network's weights, so those paths (perhaps on the machine that trained it) are not required.
@@ -452,7 +496,16 @@ def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
         params.update({k: v for k, v in unused.items() if k in params})
     cfg = config_cls.from_params({**params, "resume": False, "progress": False})
     step = build_step(cfg, device)
-    state = CheckpointDir(run_dir / "checkpoints").load_latest()
+    if checkpoint == "best_val":
+        best = run_dir / BEST_CHECKPOINT
+        if not best.is_file():
+            raise FileNotFoundError(f"{best} does not exist: the run trained without validation (num_val_images=0) "
+                                    "or before its first validation; use checkpoint='last'")
+        state = load_checkpoint(best)
+    elif checkpoint == "last":
+        state = CheckpointDir(run_dir / "checkpoints").load_latest()
+    else:
+        raise ValueError(f"checkpoint: {checkpoint!r} is not allowed; choose 'last' or 'best_val'")
     load_weights(step, state)
     for module in step.modules().values():
         module.to(device).eval()

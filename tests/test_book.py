@@ -11,7 +11,7 @@ import pytest
 
 from colorgan import pipeline, report  # noqa: F401  (report sets pandas' display options)
 from colorgan.cli import METHODS
-from colorgan.config import ABLATION_VARIANTS, AblationConfig, field_default
+from colorgan.config import ABLATION_VARIANTS, AblationConfig, StudyConfig, SummaryConfig, field_default
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -24,7 +24,8 @@ def parameters_cell(name: str) -> dict:
     return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body}
 
 
-@pytest.mark.parametrize("stage", [*pipeline.stages_for(METHODS), pipeline.Stage("ablations", AblationConfig)],
+@pytest.mark.parametrize("stage", [*pipeline.stages_for(METHODS), pipeline.Stage("ablations", AblationConfig),
+                                   pipeline.Stage("study", StudyConfig), pipeline.Stage("summary", SummaryConfig)],
                          ids=lambda s: s.name)
 def test_parameters_cell_matches_the_config(stage):
     params = parameters_cell(stage.name)

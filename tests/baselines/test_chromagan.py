@@ -147,3 +147,26 @@ def test_cli_train_evaluate_colorize_and_table1(tmp_path: Path, capsys, monkeypa
     assert main(["colorize", str(tmp_path / "photos" / "img_000.png"), "-o", str(tmp_path / "out"),
                  "--run", str(run)]) == 0
     assert np.asarray(Image.open(tmp_path / "out" / "img_000_color.png")).shape == (40, 50, 3)
+
+
+def test_critic_scores_the_updated_generators_fake(tmp_path: Path, monkeypatch):
+    """As the official Keras loop: the critic update colorizes the batch again with the just-updated generator."""
+    import baselines.chromagan as chromagan
+
+    seen = {}
+
+    def spy(critic, optimizer, L, ab_real, ab_fake, *args, **kwargs):
+        seen["fake"] = ab_fake.clone()
+        return {}
+
+    monkeypatch.setattr(chromagan, "critic_update", spy)
+    step = ChromaGANStep(tiny_chromagan(tmp_path), torch.device("cpu"))
+    batch = fixed_batch()
+    L01, _ = chromagan.to_chromagan_units(*chromagan.rgb_to_model(chromagan.uint8_to_float(batch)))
+    with torch.no_grad():
+        before, _ = step.generator(L01)
+    step(batch)
+    with torch.no_grad():
+        after, _ = step.generator(L01)
+    assert torch.allclose(seen["fake"], after, atol=1e-6)
+    assert not torch.allclose(seen["fake"], before, atol=1e-4)

@@ -1,0 +1,124 @@
+"""The study: equal budgets enforced, verdicts that follow their numbers, a tiny end-to-end study."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from baselines.coltran import coltran_config
+from colorgan import pipeline, report, study
+from colorgan.cli import METHODS
+from colorgan.config import StudyConfig
+from colorgan.metrics import GRAYSCALE
+
+
+def test_methods_must_see_the_same_number_of_training_images():
+    cfg = StudyConfig(methods={"colorgan": {}, "chromagan": {}}, num_images_seen=1000)  # ChromaGAN: batch 10
+    with pytest.raises(ValueError, match=r"num_images_seen: the methods would see .*'colorgan': 992.*'chromagan': 1000"):
+        study.run_configs(cfg, METHODS)
+    allowed = study.run_configs(cfg.replace(allow_unequal_budget=True), METHODS)
+    assert study.images_seen(allowed) == {"colorgan": 992, "chromagan": 1000}
+    equal = study.run_configs(cfg.replace(num_images_seen=1040), METHODS)  # 65 x 16 = 104 x 10
+    assert study.images_seen(equal) == {"colorgan": 1040, "chromagan": 1040}
+    assert len(equal) == 6 and len({c.run_dir for c in equal.values()}) == 6  # a folder per (method, seed)
+
+
+def test_budget_and_split_are_the_studys_not_a_methods():
+    with pytest.raises(ValueError, match="num_steps: set by the study"):
+        StudyConfig(methods={"colorgan": {"num_steps": 5}})
+    with pytest.raises(ValueError, match="seed: set by the study"):
+        StudyConfig(base={"seed": 3, "num_val_images": 10})
+    with pytest.raises(ValueError, match="checkpoint: 'best_val' needs validation images"):
+        StudyConfig(base={})
+    different = StudyConfig(methods={"colorgan": {"image_size": 32}, "coltran": {}}, num_images_seen=1600)
+    with pytest.raises(ValueError, match="image_size: the methods differ"):
+        study.run_configs(different, METHODS)
+    with pytest.raises(ValueError, match="methods: 'deoldify' is not a method"):
+        study.run_configs(StudyConfig(methods={"deoldify": {}}), METHODS)
+
+
+def test_the_study_profile_is_checked_before_any_work(tmp_path):
+    p = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results")
+    assert [s.name for s in p.stages] == ["data", "study", "summary"]
+    budgets = study.images_seen(study.run_configs(StudyConfig.from_params(p.params["study"]), METHODS))
+    assert len(set(budgets.values())) == 1 and set(budgets) == {"colorgan", "chromagan", "coltran"}
+    changed = pipeline.plan("study", METHODS, str(tmp_path), {"base.image_size": 32, "coltran.lr": 3e-3},
+                            results_root=tmp_path / "results")
+    assert changed.params["study"]["base"]["image_size"] == 32 and changed.params["study"]["methods"]["coltran"]["lr"] == 3e-3
+    with pytest.raises(ValueError, match="num_images_seen: the methods would see"):
+        pipeline.plan("study", METHODS, str(tmp_path), {"num_images_seen": 1001}, results_root=tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def synthetic(deltas: dict[str, float], num_images: int = 60, seeds: int = 3, noise: float = 0.3) -> pd.DataFrame:
+    """Per-image PSNR/SSIM of methods that differ from a grayscale row by known amounts, with seed noise."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(24, 2, num_images)
+    rows = [{"method": GRAYSCALE, "seed": -1, "image": f"{i}", "psnr": b, "ssim": 0.9} for i, b in enumerate(base)]
+    for method, delta in deltas.items():
+        for seed in range(seeds):
+            for i, b in enumerate(base):
+                rows.append({"method": method, "seed": seed, "image": f"{i}", "psnr": b + delta + rng.normal(0, noise),
+                             "ssim": 0.9 + delta / 100 + rng.normal(0, 0.001)})
+    return pd.DataFrame(rows)
+
+
+def test_each_verdict_follows_its_numbers():
+    per_image = synthetic({"colorgan": 1.0, "chromagan": 0.0, "coltran": 0.02})
+    assert study.compare(per_image, "colorgan", "chromagan", "psnr")["verdict"] == "supported"
+    assert study.compare(per_image, "chromagan", "colorgan", "psnr")["verdict"] == "contradicted"
+    assert study.compare(per_image, "chromagan", "coltran", "psnr")["verdict"] == "inconclusive at this scale"
+    # lower is better for CIEDE2000: a larger error contradicts 'better'
+    errors = per_image.assign(ciede2000=per_image.psnr)
+    assert study.compare(errors, "colorgan", "chromagan", "ciede2000")["verdict"] == "contradicted"
+    verdicts = study.claim_verdicts(per_image).set_index("claim").verdict
+    assert verdicts["ColorGAN > ChromaGAN on PSNR (Table 1)"] == "supported"
+    assert verdicts["ChromaGAN > ColTran on PSNR (Table 1)"] == "inconclusive at this scale"
+    assert verdicts["The noise branch adds diversity"] == "not tested"  # no study-scale ablation given
+
+
+def test_table_pairs_every_method_with_the_grayscale_row():
+    per_image = synthetic({"colorgan": 0.5, "chromagan": -0.5}, seeds=3)
+    table = study.study_table(per_image, num_resamples=500).set_index(["method", "metric"])
+    assert table.loc[("colorgan", "psnr"), "delta_low"] > 0 and table.loc[("chromagan", "psnr"), "delta_high"] < 0
+    assert table.loc[("colorgan", "psnr"), "seeds"] == 3 and table.loc[(GRAYSCALE, "psnr"), "seeds"] == 1
+    assert abs(table.loc[("colorgan", "psnr"), "delta_gray"] - 0.5) < 0.15
+    wide = study.wide_table(table.reset_index(), {"colorgan": 800, "chromagan": 800})
+    assert set(wide.Method) == {GRAYSCALE, "ColorGAN", "ChromaGAN"}
+    assert wide.set_index("Method").loc["ColorGAN", "Δpsnr vs gray"].endswith("*")
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path: Path):
+    """ColorGAN and ColTran, 2 seeds each, validated during training, scored, tabled, plotted, summarised."""
+    tiny_coltran = {k: v for k, v in coltran_config("tiny").to_dict().items()
+                    if k in {"coarse_size", "hidden_size", "ff_size", "num_heads", "num_encoder_layers", "num_outer_layers",
+                             "num_inner_layers", "upsampler_hidden_size", "upsampler_ff_size", "upsampler_heads",
+                             "num_color_upsampler_layers", "num_spatial_upsampler_layers"}}
+    cfg = StudyConfig(
+        methods={"colorgan": dict(gen_width=8, gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2,
+                                  disc_width=8, disc_layers=2), "coltran": tiny_coltran},
+        base=dict(image_size=32, batch_size=4, num_sample_crops=24, num_val_images=8, val_every=2, checkpoint_every=4,
+                  log_every=1, num_bootstrap=200), seeds=[0, 1], num_images_seen=16, num_diversity_samples=2,
+        num_bootstrap=200, out_dir=str(tmp_path / "study"))
+    per_image = study.run_study(cfg, METHODS)
+    assert set(per_image.method) == {"colorgan", "coltran", "coltran (+ input L)", GRAYSCALE}
+    assert set(per_image[per_image.method == "colorgan"].seed) == {0, 1}
+    assert (per_image.loc[per_image.method == GRAYSCALE, "seed"] == -1).all()
+    configs = study.run_configs(cfg, METHODS)
+    steps = per_image.groupby("run_dir").checkpoint_step.first()
+    assert set(steps) <= {2, 4}  # the best validation step of each run
+    table = study.study_table(per_image, 200)
+    verdicts = study.claim_verdicts(per_image, num_resamples=200)
+    study.save_study(table, per_image, verdicts, study.images_seen(configs), cfg.out_dir)
+    results = study.load_results(cfg.out_dir)
+    text = study.summary_markdown(results, study.claim_verdicts(results.per_image, results.ablation))
+    assert "## Scope" in text and "ColTran (+ input L)" in text and "not tested" in text
+    report.learning_curves([c.run_dir for c in configs.values()])
+    # scoring again reuses the cached evaluation (the file is not rewritten)
+    first = next(iter(configs.values())).run_dir
+    cache = Path(first) / "eval" / "study-best_val.csv"
+    written = cache.stat().st_mtime_ns
+    cached = study.score_run(first, METHODS, "best_val", 2)
+    assert len(cached) == (per_image.run_dir == first).sum() and cache.stat().st_mtime_ns == written
