@@ -67,12 +67,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "data": {"data": "voc", "image_size": 256},
         "train": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300, "checkpoint_every": 2000,
                   "log_every": 50},
-        "train_colorgan": {"vgg_weights": "imagenet"},
+        # the WGAN the paper cites (weight clipping) and fp32: amp='auto' would pick bf16 on a GPU
+        "train_colorgan": {"vgg_weights": "imagenet", "adversarial": "wgan-clip", "amp": "off"},
         # ChromaGAN with its ImageNet VGG16 (trunk + class KL teacher); ColTran at its paper sizes (64 px core)
         "train_chromagan": {"vgg_weights": "imagenet"},
         "train_coltran": {"spatial_batch_size": 4},  # 256x256 axial attention: a few images per step
         "ablations": {"base": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300,
-                               "vgg_weights": "imagenet", "checkpoint_every": 2000, "log_every": 50}},
+                               "vgg_weights": "imagenet", "adversarial": "wgan-clip", "amp": "off",
+                               "checkpoint_every": 2000, "log_every": 50}},
     },
     # every ablation variant x 3 seeds on voc-mini at 32 px: under an hour on a 2-core CPU
     "ablation-mini": {
