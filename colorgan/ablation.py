@@ -23,6 +23,7 @@ from scipy import stats
 from colorgan.config import AblationConfig, ColorGANConfig
 from colorgan.evaluate import evaluate_or_reuse
 from colorgan.metrics import GRAYSCALE, paired_bootstrap
+from colorgan.source_hash import code_hash
 from colorgan.step import ColorGANStep
 from colorgan.train import REUSE_IGNORES, train_or_reuse
 
@@ -42,9 +43,10 @@ def variant_configs(cfg: AblationConfig) -> dict[tuple[str, int], ColorGANConfig
     for name, overrides in cfg.variants.items():
         for seed in cfg.seeds:
             params = {**cfg.base, **overrides, "seed": seed, "progress": False}
-            digest = hashlib.sha256(json.dumps(
-                {k: v for k, v in ColorGANConfig.from_params(params).to_dict().items()
-                 if k not in REUSE_IGNORES | {"run_dir"}}, sort_keys=True).encode()).hexdigest()[:8]
+            relevant = {k: v for k, v in ColorGANConfig.from_params(params).to_dict().items()
+                        if k not in REUSE_IGNORES | {"run_dir"}}
+            relevant["code"] = code_hash()  # an edited colorgan/ or baselines/ trains anew, in a new folder
+            digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
             params["run_dir"] = str(Path(cfg.out_dir) / "runs" / f"{name}-s{seed}-{digest}")
             configs[(name, seed)] = ColorGANConfig.from_params(params)
     return configs
