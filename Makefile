@@ -57,7 +57,7 @@ reproduce: setup
 book: setup
 	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --book-only
 
-# make ablations PROFILE=ablation-mini DATA=../shared/data/voc-mini: every variant x 3 seeds, table + chart
+# make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3 seeds, table + chart
 ablations: setup
 	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
 

@@ -2,8 +2,9 @@
 
 Each stage is one notebook in ``book/`` whose ``parameters`` cell maps one to one onto a config
 dataclass. A stage's cache key hashes its parameters, its notebook, the code of colorgan/ and
-baselines/ (``source_hash``) and the keys of the stages it reads from; a stage whose key is unchanged (and whose output exists) is not run again, so a changed
-parameter re-runs that stage and those after it. Training run folders are named by a hash of their
+baselines/ (``source_hash``) and the keys of the stages it reads from; a stage whose key is
+unchanged (and whose output exists) is not run again, so a changed parameter re-runs that stage
+and those after it. Training run folders are named by a hash of their
 config and the code, so old runs are reused, never overwritten. A run with PARAMS overrides writes
 its tables to its own results folder (``results_name``), never over the profile's.
 """

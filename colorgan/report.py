@@ -35,7 +35,7 @@ PAPER_TABLE1 = {"chromagan": (24.154, 0.926), "coltran": (23.839, 0.868), "color
 METHOD_NAMES = {"colorgan": "ColorGAN", "chromagan": "ChromaGAN", "coltran": "ColTran", GRAYSCALE: GRAYSCALE}
 # The papers' protocols, one table per method: config field -> (the paper's value, how the paper says it).
 # ColorGAN: §3.1 and eq. 1-2 of Shafiq & Lee. Precision: the paper names no mixed precision, so fp32.
-# Baselines: their own papers (and official code, /work/shared/docs/baselines.md) for the model and the
+# Baselines: their own papers (and official code; ../shared/docs/baselines.md) for the model and the
 # optimisation; data and image size are ColorGAN's Table 1 setting, the one their numbers are compared in
 # (ColorGAN does not say how it trained them, so their training budget is left open).
 _TABLE1_DATA = {
@@ -77,6 +77,8 @@ PAPER_PROTOCOLS: dict[str, dict[str, tuple[Any, str]]] = {
         "disc_width": (64, "PatchGAN critic, 64 channels first"),
         "disc_layers": (3, "3 stride-2 critic layers"),
         "disc_slope": (0.3, "LeakyReLU 0.3 (Keras default)"),
+        "vgg_input": ("unit", "tiled L in [0, 1], no mean subtraction (official code)"),
+        "teacher_size": (224, "VGG16 teacher at 224 px"),
         "lambda_e": (1.0, "colour error weight 1"),
         "alpha": (0.003, "class KL weight α = 0.003"),
         "lambda_g": (0.1, "λg = 0.1"),
@@ -113,8 +115,9 @@ PAPER_PROTOCOL = PAPER_PROTOCOLS["colorgan"]
 PAPER_NAMES = {"colorgan": "the paper's §3.1 settings",
                "chromagan": "ChromaGAN's paper (Vitoria et al.) in ColorGAN's Table 1 setting",
                "coltran": "ColTran's paper (Kumar et al.) in ColorGAN's Table 1 setting"}
-# Fields that do not change the numbers (bookkeeping; the seed: comparable "up to seed"), or only the speed (same maths, see `colorgan bench`),
-# or belong to a data source other than the paper's (the data line covers them): never a difference.
+# Never a difference: fields that do not change the numbers (bookkeeping; the seed, as the note says "up to
+# seed"), that change only the speed (same maths, see `colorgan bench`), or that belong to a data source
+# other than the paper's (the data line covers them).
 _NOT_PROTOCOL = {"method", "seed", "run_dir", "resume", "progress", "device", "log_every", "checkpoint_every",
                  "keep_checkpoints", "num_bootstrap", "data_root", "test_fraction", "num_sample_crops",
                  "channels_last", "compile", "fused_adam", "share_vgg_targets"}

@@ -72,8 +72,10 @@ def test_overrides_write_to_their_own_results_folder(tmp_path):
     assert changed.params["table1"]["out_dir"].endswith("smoke+num_steps=80")
     assert changed.params["report"]["out_dir"].endswith("smoke+num_steps=80")
     # training runs stay in the profile's run store (named by config and code): nothing is overwritten there
-    assert Path(changed.params["train_colorgan"]["run_dir"]).parent == Path(plain.params["train_colorgan"]["run_dir"]).parent
-    assert changed.params["train_colorgan"]["run_dir"] != plain.params["train_colorgan"]["run_dir"]
+    changed_run = Path(changed.params["train_colorgan"]["run_dir"])
+    plain_run = Path(plain.params["train_colorgan"]["run_dir"])
+    assert changed_run.parent == plain_run.parent
+    assert changed_run != plain_run
     two = pipeline.plan("smoke", METHODS, overrides={"seed": 3, "train_colorgan.gen_width": 16}, results_root=tmp_path)
     assert two.out_dir.name == "smoke+seed=3+train_colorgan.gen_width=16"
 

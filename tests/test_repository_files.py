@@ -22,7 +22,8 @@ def test_citation_names_the_suite_and_the_paper_it_reproduces():
     assert all(cff[key] for key in ("message", "title", "authors"))
     (paper,) = cff["references"]
     assert paper["title"] == "ColorGAN: Generative Adversarial Network based Image Colorization"
-    assert [(a["given-names"], a["family-names"]) for a in paper["authors"]] == [("Hamza", "Shafiq"), ("Bumshik", "Lee")]
+    names = [(a["given-names"], a["family-names"]) for a in paper["authors"]]
+    assert names == [("Hamza", "Shafiq"), ("Bumshik", "Lee")]
     assert {a["affiliation"] for a in paper["authors"]} == {
         "Department of Information and Communication Engineering, Chosun University"}
 
