@@ -1,20 +1,36 @@
 # colorgan-repro. A fresh clone needs two commands: `make reproduce` and `make test`.
-# Both create .venv first when it is missing (Python 3.11, exact torch/torchvision pins).
+# Both install the project first when needed: into the active environment when one is active (a
+# virtualenv: VIRTUAL_ENV; a conda env other than base: CONDA_PREFIX, e.g. after
+# `conda env create -f environment.yml && conda activate colorgan-repro`), else into .venv, created here
+# (Python 3.11, exact torch/torchvision pins). ENV=/path/to/env chooses one explicitly.
 
 PYTHON ?= python3.11
 VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-stamp
+ifdef VIRTUAL_ENV
+ENV ?= $(VIRTUAL_ENV)
+else ifneq ($(CONDA_PREFIX),)
+ifneq ($(CONDA_DEFAULT_ENV),base)
+ENV ?= $(CONDA_PREFIX)
+endif
+endif
+ENV    ?= $(VENV)
+PY     := $(ENV)/bin/python
+STAMP  := $(ENV)/$(if $(filter $(VENV),$(ENV)),.installed-stamp,.colorgan-repro-installed)
 
-.PHONY: setup browser test test-fast reproduce book ablations bench data-voc clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations bench data-voc data-voc-mini clean-cache
 
 setup: $(STAMP)
+	@echo "environment: $(ENV)"
 
-# Re-installs when pyproject.toml (the one list of dependencies) changes.
+# Re-installs when pyproject.toml (the one list of dependencies) changes. Only .venv is created here.
 $(STAMP): pyproject.toml
+ifeq ($(ENV),$(VENV))
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+else
+	@test -x $(PY) || { echo "error: $(PY) not found; ENV=$(ENV) is not a Python environment"; exit 1; }
+endif
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -41,13 +57,19 @@ reproduce: setup
 book: setup
 	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --book-only
 
-# make ablations PROFILE=ablation-mini DATA=../shared/data/voc-mini: every variant x 3 seeds, table + chart
+# make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3 seeds, table + chart
 ablations: setup
 	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
 
 # PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
 data-voc: setup
 	$(PY) -m colorgan data-voc --root data
+
+# voc-mini (2,250 VOC2012 photos at 256x256: the voc-mini and ablation-mini profiles' data) into data/voc-mini,
+# made from a VOC2012 copy; every file is checked against colorgan/voc_mini_manifest.csv
+data-voc-mini: setup
+	$(if $(DATA),,$(error pass DATA=/path/to/VOCdevkit, a VOC2012 copy (make data-voc fetches one)))
+	$(PY) -m colorgan data-voc-mini --voc "$(DATA)" --out data/voc-mini
 
 # Speed of every variant in one run -> results/bench/<device>.{json,md}. On CPU it runs at 32x32;
 # on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"

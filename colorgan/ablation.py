@@ -10,8 +10,6 @@ Statistics:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from colorgan.config import AblationConfig, ColorGANConfig
 from colorgan.evaluate import evaluate_or_reuse
 from colorgan.metrics import GRAYSCALE, paired_bootstrap
 from colorgan.step import ColorGANStep
-from colorgan.train import REUSE_IGNORES, train_or_reuse
+from colorgan.train import run_hash, train_or_reuse
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +40,7 @@ def variant_configs(cfg: AblationConfig) -> dict[tuple[str, int], ColorGANConfig
     for name, overrides in cfg.variants.items():
         for seed in cfg.seeds:
             params = {**cfg.base, **overrides, "seed": seed, "progress": False}
-            digest = hashlib.sha256(json.dumps(
-                {k: v for k, v in ColorGANConfig.from_params(params).to_dict().items()
-                 if k not in REUSE_IGNORES | {"run_dir"}}, sort_keys=True).encode()).hexdigest()[:8]
+            digest = run_hash(ColorGANConfig.from_params(params))  # config + code: an edit trains in a new folder
             params["run_dir"] = str(Path(cfg.out_dir) / "runs" / f"{name}-s{seed}-{digest}")
             configs[(name, seed)] = ColorGANConfig.from_params(params)
     return configs

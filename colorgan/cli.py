@@ -1,4 +1,5 @@
-"""Command line: ``colorgan train | evaluate | colorize | bench`` (parsing and printing only).
+"""Command line: ``colorgan train | evaluate | colorize | reproduce | ablations | bench | data-voc | data-voc-mini``
+(parsing and printing only).
 
 Training flags are generated from the method's config dataclass, so there is no second list of
 options: ``colorgan train --image-size 64 --num-steps 200 --no-use-noise``. Under
@@ -21,9 +22,9 @@ from typing import Any, Sequence
 from baselines.chromagan import ChromaGANConfig, ChromaGANStep
 from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
-from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig
+from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig, field_default
 from colorgan.step import ColorGANStep
-from colorgan.train import StepFactory
+from colorgan.train import RESUMABLE_CHANGES, StepFactory
 
 # method name -> (config class, step factory). Baselines register here (and only here).
 METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
@@ -51,6 +52,11 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Params]) 
 
 def config_from_args(config_cls: type[Params], args: argparse.Namespace) -> Params:
     """Fields given on the command line (or in --params JSON) override the dataclass defaults."""
+    return config_cls.from_params(given_params(config_cls, args))
+
+
+def given_params(config_cls: type[Params], args: argparse.Namespace) -> dict[str, Any]:
+    """The fields set on the command line: --params JSON, then the flags given (flags win)."""
     try:
         params: dict[str, Any] = json.loads(args.params) if args.params else {}
     except json.JSONDecodeError as err:
@@ -59,7 +65,33 @@ def config_from_args(config_cls: type[Params], args: argparse.Namespace) -> Para
         value = getattr(args, f.name, None)
         if value is not None:
             params[f.name] = value
-    return config_cls.from_params(params)
+    return params
+
+
+def resumed_config(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
+    """``train --resume``: the run's saved config.json, with the given flags changing only what may change.
+
+    ``train.RESUMABLE_CHANGES`` lists those fields (budget, bookkeeping, speed switches); a flag that
+    sets another field to a new value is an error naming it. A run_dir without config.json trains from
+    scratch with the flags given, as without --resume.
+    """
+    given = given_params(config_cls, args)
+    defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}
+    run_dir = Path(given.get("run_dir", defaults["run_dir"]))
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        return config_cls.from_params(given)
+    saved = json.loads(config_path.read_text())
+    method = saved.pop("method", None)
+    if method != config_cls.method:
+        raise ValueError(f"--resume: {run_dir} holds a {method!r} run; pass --method {method}")
+    fixed = {k: v for k, v in given.items() if k not in RESUMABLE_CHANGES | {"run_dir"} and saved.get(k) != v}
+    if fixed:
+        detail = ", ".join(f"--{k.replace('_', '-')} {v!r} (saved: {saved.get(k)!r})" for k, v in sorted(fixed.items()))
+        raise ValueError(f"--resume continues {run_dir} with its saved config.json, and {detail} may not change "
+                         f"there; only {', '.join(sorted(RESUMABLE_CHANGES - {'resume'}))} may. Start a new "
+                         "--run-dir to train with other settings")
+    return config_cls.from_params({**saved, **given, "run_dir": str(run_dir), "resume": True})
 
 
 def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
@@ -91,6 +123,13 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
 
     data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
     data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
+
+    voc_mini = commands.add_parser("data-voc-mini", help="build (or verify) voc-mini, the 2,250-photo VOC2012 subset "
+                                   "of the voc-mini and ablation-mini profiles, checking every file's SHA-256")
+    voc_mini.add_argument("--voc", type=Path, default=None, help="a VOC2012 copy: VOCdevkit, VOC2012 or JPEGImages "
+                          "folder (not needed to verify an existing --out)")
+    voc_mini.add_argument("--out", type=Path, default=Path("data/voc-mini"), help="where voc-mini goes "
+                          "(default: data/voc-mini, the profiles' default data folder)")
 
     colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
     colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
@@ -139,7 +178,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from colorgan.train import train
 
     config_cls, build_step = METHODS[args.method]
-    cfg = config_from_args(config_cls, args)  # validated here, before any data is read
+    # validated here, before any data is read
+    cfg = resumed_config(config_cls, args) if args.resume else config_from_args(config_cls, args)
     ctx = distributed.from_environment(os.environ)
     result = train(cfg, build_step, ctx=ctx)
     state = "stopped at max_minutes" if result.stopped_early else "finished"
@@ -207,6 +247,17 @@ def cmd_data_voc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_voc_mini(args: argparse.Namespace) -> int:
+    from colorgan import voc_mini
+
+    if args.voc is None and not args.out.exists():
+        raise ValueError(f"--voc: {args.out} does not exist yet; pass a VOC2012 copy to build it from "
+                         "(make data-voc-mini DATA=/path/to/VOCdevkit; make data-voc fetches VOC2012)")
+    folder = voc_mini.build(args.voc or Path(), args.out)
+    print(f"voc-mini ready at {folder}: {len(voc_mini.read_manifest())} files, every SHA-256 matches")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from colorgan.bench import format_markdown, run_bench, write_report
 
@@ -220,4 +271,4 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
-            "data-voc": cmd_data_voc}
+            "data-voc": cmd_data_voc, "data-voc-mini": cmd_data_voc_mini}

@@ -1,10 +1,12 @@
 """``make reproduce``: profiles -> validated stage parameters -> papermill notebooks -> rendered book.
 
 Each stage is one notebook in ``book/`` whose ``parameters`` cell maps one to one onto a config
-dataclass. A stage's cache key hashes its parameters, its notebook and the keys of the stages it
-reads from; a stage whose key is unchanged (and whose output exists) is not run again, so a changed
-parameter re-runs that stage and those after it. Training run folders are named by a hash of their
-config, so old runs are reused, never overwritten.
+dataclass. A stage's cache key hashes its parameters, its notebook, the code of colorgan/ and
+baselines/ (``source_hash``) and the keys of the stages it reads from; a stage whose key is
+unchanged (and whose output exists) is not run again, so a changed parameter re-runs that stage
+and those after it. Training run folders are named by a hash of their
+config and the code, so old runs are reused, never overwritten. A run with PARAMS overrides writes
+its tables to its own results folder (``results_name``), never over the profile's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import difflib
 import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from colorgan import runtime
 from colorgan.config import (ABLATION_VARIANTS, AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig,
                              RunConfig, StudyConfig, SummaryConfig, Table1Config)
 from colorgan.data import find_voc_images
+from colorgan.source_hash import code_hash
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +71,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "data": {"data": "voc", "image_size": 256},
         "train": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300, "checkpoint_every": 2000,
                   "log_every": 50},
-        "train_colorgan": {"vgg_weights": "imagenet"},
+        # the WGAN the paper cites (weight clipping) and fp32: amp='auto' would pick bf16 on a GPU
+        "train_colorgan": {"vgg_weights": "imagenet", "adversarial": "wgan-clip", "amp": "off"},
         # ChromaGAN with its ImageNet VGG16 (trunk + class KL teacher); ColTran at its paper sizes (64 px core)
         "train_chromagan": {"vgg_weights": "imagenet"},
         "train_coltran": {"spatial_batch_size": 4},  # 256x256 axial attention: a few images per step
         "ablations": {"base": {"data": "voc", "image_size": 256, "batch_size": 16, "num_epochs": 300,
-                               "vgg_weights": "imagenet", "checkpoint_every": 2000, "log_every": 50}},
+                               "vgg_weights": "imagenet", "adversarial": "wgan-clip", "amp": "off",
+                               "checkpoint_every": 2000, "log_every": 50}},
     },
     # every ablation variant x 3 seeds on voc-mini at 32 px: under an hour on a 2-core CPU
     "ablation-mini": {
@@ -99,8 +105,10 @@ PROFILES["study"] = {
     "ablations": {"base": {**{k: v for k, v in _STUDY_BASE.items() if k not in ("num_val_images", "val_every")},
                            **_STUDY_COLORGAN, "num_steps": 12800 // 16}},
 }
-DEFAULT_DATA_ROOTS = {"voc-mini": "../shared/data/voc-mini", "ablation-mini": "../shared/data/voc-mini",
-                      "study": "../shared/data/voc-mini"}
+# Relative to the repository root (where make runs); `make data-voc-mini DATA=/path/to/VOCdevkit` builds it.
+DEFAULT_DATA_ROOTS = {"voc-mini": "data/voc-mini", "ablation-mini": "data/voc-mini", "study": "data/voc-mini"}
+VOC_MINI_HINT = ("build it from VOC2012 with `make data-voc-mini DATA=/path/to/VOCdevkit`, or pass "
+                 "DATA=/path/to/voc-mini")
 
 
 @dataclass(frozen=True)
@@ -164,17 +172,22 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
     if profile not in choices:
         raise ValueError(f"PROFILE: no {kind} profile {profile!r}; choose one of {choices}")
     preset, overrides = PROFILES[profile], dict(overrides or {})
-    out_dir = results_root.resolve() / profile
+    # a run with overrides gets its own results folder: the committed results/<profile>/ stays as it is
+    out_dir = results_root.resolve() / results_name(profile, overrides)
     # paths recorded in parameters are relative to the repository when they can be (portable records)
-    shown = out_dir.relative_to(REPO_ROOT) if out_dir.is_relative_to(REPO_ROOT) else out_dir
+    shown = _shown(out_dir)
+    default_root = not data_root
     data_root = data_root or DEFAULT_DATA_ROOTS.get(profile, "")
     if kind == "ablations":
-        return _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides)
+        return _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides, default_root)
     if "study" in preset:
-        return _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides)
+        return _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides, default_root)
     result = Plan(profile, out_dir, stages=stages_for(methods))
     _check_overrides(overrides, result.stages)
-    _check_data_root(preset["data"]["data"], data_root)
+    _check_data_root(preset["data"]["data"], data_root, default_root)
+    # training runs live in the profile's own folder whatever the overrides: they are named by what they
+    # compute, so an override that changes only Table 1 reuses them, and one that changes training adds one
+    runs = _shown(results_root.resolve() / profile) / "runs"
     for stage in result.stages:
         if stage.name == "data":
             params = {**preset["data"], **({"data_root": data_root} if data_root else {})}
@@ -190,14 +203,14 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
         params.update({k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(stage.name + ".")})
         params = {k: v for k, v in params.items() if k in names}
         if stage.name.startswith("train_"):
-            params["run_dir"] = str(shown / "runs" / f"{stage.name[6:]}-{config_hash(stage.config_cls, params)}")
+            params["run_dir"] = str(runs / f"{stage.name[6:]}-{config_hash(stage.config_cls, params)}")
         stage.config_cls.from_params(params)  # validate now, before any stage runs
         result.params[stage.name] = params
     return result
 
 
 def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: Path, data_root: str,
-                    overrides: dict[str, Any]) -> Plan:
+                    overrides: dict[str, Any], default_root: bool = False) -> Plan:
     """One stage: the ablation notebook. ColorGANConfig overrides go into every variant's base."""
     stage = Stage("ablations", AblationConfig)
     run_fields = {f.name for f in dataclasses.fields(ColorGANConfig)}
@@ -212,7 +225,7 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
             close = difflib.get_close_matches(name, run_fields | own_fields, n=1)
             raise ValueError(f"PARAMS: the ablation study has no parameter {name!r}"
                              + (f" (did you mean {close[0]!r}?)" if close else ""))
-    _check_data_root(preset["base"]["data"], data_root)
+    _check_data_root(preset["base"]["data"], data_root, default_root)
     base = {**preset["base"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in overrides.items() if k in run_fields}}
     params = {"base": base, "out_dir": str(shown), **{k: v for k, v in preset.items() if k != "base"},
@@ -222,7 +235,7 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
 
 
 def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[type[RunConfig], Any]], out_dir: Path,
-                shown: Path, data_root: str, overrides: dict[str, Any]) -> Plan:
+                shown: Path, data_root: str, overrides: dict[str, Any], default_root: bool = False) -> Plan:
     """data -> study (every method x seed, Table 1, curves, figures) -> summary (verdicts on the claims).
 
     Overrides: StudyConfig fields (``num_images_seen=6400``), ``base.FIELD=value`` for a field every method
@@ -252,7 +265,7 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
             raise ValueError(f"PARAMS: the study has no parameter {name!r}" + (f" (did you mean {close[0]!r}?)"
                                                                                 if close else "") +
                              "; use a StudyConfig field, base.FIELD=value or METHOD.FIELD=value")
-    _check_data_root(preset["data"]["data"], data_root)
+    _check_data_root(preset["data"]["data"], data_root, default_root)
     run_configs(StudyConfig.from_params(study), methods)  # every run's config, budget and split, checked now
     data = {**preset["data"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in study["base"].items() if k in {f.name for f in dataclasses.fields(DataConfig)}}}
@@ -268,13 +281,35 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
-def config_hash(config_cls: type[Params], params: dict[str, Any]) -> str:
-    """8 hex digits identifying what a run computes (bookkeeping fields excluded)."""
-    from colorgan.train import REUSE_IGNORES
+def results_name(profile: str, overrides: dict[str, Any]) -> str:
+    """The results folder of a profile run: the profile, plus what PARAMS changed when it changed anything.
 
-    resolved = config_cls.from_params({k: v for k, v in params.items() if k != "run_dir"}).to_dict()
-    relevant = {k: v for k, v in resolved.items() if k not in REUSE_IGNORES | {"run_dir"}}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    'smoke' without overrides; 'smoke+num_steps=80+seed=3' with them (sorted). Characters a path should
+    not hold become '_', and a long or altered name ends in 8 hex digits of the exact overrides.
+    """
+    if not overrides:
+        return profile
+    readable = "+".join(f"{name}={value}" for name, value in sorted(overrides.items()))
+    safe = re.sub(r"[^A-Za-z0-9._,=+-]", "_", readable)
+    if safe == readable and len(safe) <= 80:
+        return f"{profile}+{safe}"
+    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{profile}+{safe[:60]}-{digest}"
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+
+
+def config_hash(config_cls: type[Params], params: dict[str, Any]) -> str:
+    """8 hex digits identifying what a run computes: its config (bookkeeping fields excluded) and the code.
+
+    The code's content hash is part of it, so after an edit to colorgan/ or baselines/ a run trains
+    again into a new folder instead of serving numbers that the old code made.
+    """
+    from colorgan.train import run_hash
+
+    return run_hash(config_cls.from_params({k: v for k, v in params.items() if k != "run_dir"}))
 
 
 def _check_overrides(overrides: dict[str, Any], stages: list[Stage]) -> None:
@@ -288,13 +323,17 @@ def _check_overrides(overrides: dict[str, Any], stages: list[Stage]) -> None:
             raise ValueError(f"PARAMS: no stage has a parameter {name!r}{hint}")
 
 
-def _check_data_root(source: str, data_root: str) -> None:
+def _check_data_root(source: str, data_root: str, default_root: bool = False) -> None:
+    """The data folder must exist. Relative paths are from the current folder, the repository root under make."""
     if source == "samples":
         return
     if not data_root:
         raise ValueError(f"DATA: this profile reads data={source!r}; pass DATA=/path/to/images")
     root = Path(data_root).expanduser()
     if not root.exists():
+        if default_root and data_root in DEFAULT_DATA_ROOTS.values():
+            raise FileNotFoundError(f"DATA: the default {data_root} (the voc-mini subset of VOC2012) does not "
+                                    f"exist; {VOC_MINI_HINT}")
         raise FileNotFoundError(f"DATA: {root} does not exist")
     if source == "voc":
         images = find_voc_images(root)
@@ -308,9 +347,10 @@ def _check_data_root(source: str, data_root: str) -> None:
 
 
 def stage_key(stage: Stage, params: dict[str, Any], upstream: dict[str, str]) -> str:
-    """Hash of the parameters, the notebook's source and the keys of the stages it reads."""
+    """Hash of the parameters, the notebook's source, the library's code and the keys of the stages it reads."""
     notebook = (BOOK_SOURCES / f"{stage.name}.ipynb").read_bytes()
-    payload = json.dumps({"params": params, "reads": {s: upstream[s] for s in stage.reads}}, sort_keys=True)
+    payload = json.dumps({"params": params, "reads": {s: upstream[s] for s in stage.reads}, "code": code_hash()},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode() + notebook).hexdigest()[:16]
 
 

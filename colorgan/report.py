@@ -33,14 +33,96 @@ pd.set_option("display.max_colwidth", None)
 # Table 1 of the paper (PASCAL VOC, 256x256, their training): reference values, never our results.
 PAPER_TABLE1 = {"chromagan": (24.154, 0.926), "coltran": (23.839, 0.868), "colorgan": (24.333, 0.938)}
 METHOD_NAMES = {"colorgan": "ColorGAN", "chromagan": "ChromaGAN", "coltran": "ColTran", GRAYSCALE: GRAYSCALE}
-# The paper's protocol (§3.1) as field -> (value, how the paper says it).
-PAPER_PROTOCOL = {
-    "data": ("voc", "PASCAL VOC2012 (17,125 images; 15,413 train / 1,712 test)"),
-    "image_size": (256, "256×256"),
-    "num_epochs": (300, "300 epochs"),
-    "batch_size": (16, "batch 16"),
-    "vgg_weights": ("imagenet", "ImageNet-pretrained VGG"),
+# The papers' protocols, one table per method: config field -> (the paper's value, how the paper says it).
+# ColorGAN: §3.1 and eq. 1-2 of Shafiq & Lee. Precision: the paper names no mixed precision, so fp32.
+# Baselines: their own papers (and official code; ../shared/docs/baselines.md) for the model and the
+# optimisation; data and image size are ColorGAN's Table 1 setting, the one their numbers are compared in
+# (ColorGAN does not say how it trained them, so their training budget is left open).
+_TABLE1_DATA = {
+    "data": ("voc", "PASCAL VOC2012 (ColorGAN's Table 1: 15,413 train / 1,712 test)"),
+    "image_size": (256, "256×256 (ColorGAN's Table 1)"),
+    "max_images": (0, "all training images"),
 }
+PAPER_PROTOCOLS: dict[str, dict[str, tuple[Any, str]]] = {
+    "colorgan": {
+        "data": ("voc", "PASCAL VOC2012 (17,125 images; 15,413 train / 1,712 test)"),
+        "image_size": (256, "256×256"),
+        "max_images": (0, "all 15,413 training images"),
+        "num_epochs": (300, "300 epochs"),
+        "num_steps": (0, "300 full epochs"),
+        "max_minutes": (0.0, "300 full epochs"),
+        "batch_size": (16, "batch 16"),
+        "lr_g": (1e-4, "generator learning rate 1e-4"),
+        "lr_d": (2e-4, "discriminator learning rate 2e-4"),
+        "beta1": (0.5, "Adam β1 = 0.5"),
+        "beta2": (0.999, "Adam β2 = 0.999"),
+        "lambda_g": (0.1, "λg = 0.1 (eq. 1)"),
+        "lambda_p": (100.0, "λp = 100 (eq. 1)"),
+        "lambda_l1": (10.0, "λL1 = 10 (eq. 1)"),
+        "lambda_s": (1.0, "λs = 1 (eq. 1)"),
+        "noise_std": (0.1, "z ~ N(0, 0.1²) (eq. 2)"),
+        "use_noise": (True, "noise branch on (§2.1)"),
+        "use_skips": (True, "encoder-to-generator skips on (§2.1)"),
+        "adversarial": ("wgan-clip", "WGAN as in its ref. [2] (Arjovsky et al.: weight clipping)"),
+        "vgg_weights": ("imagenet", "pre-trained VGG for Lp and Ls"),
+        "amp": ("off", "fp32 (no mixed precision mentioned)"),
+    },
+    "chromagan": {
+        **_TABLE1_DATA,
+        "trunk_width": (64, "VGG16 trunk (64 channels first)"),
+        "head_width": (512, "branch convolutions 512"),
+        "global_dim": (256, "global vector 256"),
+        "class_hidden": (4096, "class head 4096-4096-1000"),
+        "decoder_width": (128, "decoder 128 channels"),
+        "disc_width": (64, "PatchGAN critic, 64 channels first"),
+        "disc_layers": (3, "3 stride-2 critic layers"),
+        "disc_slope": (0.3, "LeakyReLU 0.3 (Keras default)"),
+        "vgg_input": ("unit", "tiled L in [0, 1], no mean subtraction (official code)"),
+        "teacher_size": (224, "VGG16 teacher at 224 px"),
+        "lambda_e": (1.0, "colour error weight 1"),
+        "alpha": (0.003, "class KL weight α = 0.003"),
+        "lambda_g": (0.1, "λg = 0.1"),
+        "gp_weight": (10.0, "gradient penalty 10"),
+        "lr_g": (2e-5, "Adam 2e-5"),
+        "lr_d": (2e-5, "Adam 2e-5"),
+        "beta1": (0.5, "Adam β1 = 0.5"),
+        "beta2": (0.999, "Adam β2 = 0.999"),
+        "vgg_weights": ("imagenet", "ImageNet VGG16 (trunk and class teacher)"),
+        "amp": ("off", "fp32"),
+    },
+    "coltran": {
+        **_TABLE1_DATA,
+        "coarse_size": (64, "64×64 core"),
+        "hidden_size": (512, "core width 512"),
+        "ff_size": (512, "core feed-forward 512"),
+        "num_heads": (4, "4 heads"),
+        "num_encoder_layers": (4, "4 encoder layers"),
+        "num_outer_layers": (2, "2 outer decoder layers"),
+        "num_inner_layers": (2, "2 inner decoder layers"),
+        "lambda_ar": (0.99, "0.99·NLL_AR"),
+        "lambda_parallel": (0.01, "0.01·NLL_parallel"),
+        "upsampler_hidden_size": (512, "upsampler width 512"),
+        "upsampler_ff_size": (512, "upsampler feed-forward 512"),
+        "upsampler_heads": (4, "upsampler heads 4"),
+        "num_color_upsampler_layers": (4, "4 colour upsampler layers"),
+        "num_spatial_upsampler_layers": (3, "3 spatial upsampler layers"),
+        "lr": (3e-4, "RMSprop 3e-4"),
+        "ema_decay": (0.999, "Polyak average 0.999"),
+        "amp": ("off", "fp32"),
+    },
+}
+PAPER_PROTOCOL = PAPER_PROTOCOLS["colorgan"]
+PAPER_NAMES = {"colorgan": "the paper's §3.1 settings",
+               "chromagan": "ChromaGAN's paper (Vitoria et al.) in ColorGAN's Table 1 setting",
+               "coltran": "ColTran's paper (Kumar et al.) in ColorGAN's Table 1 setting"}
+# Never a difference: fields that do not change the numbers (bookkeeping; the seed, as the note says "up to
+# seed"), that change only the speed (same maths, see `colorgan bench`), or that belong to a data source
+# other than the paper's (the data line covers them).
+_NOT_PROTOCOL = {"method", "seed", "run_dir", "resume", "progress", "device", "log_every", "checkpoint_every",
+                 "keep_checkpoints", "num_bootstrap", "data_root", "test_fraction", "num_sample_crops",
+                 "channels_last", "compile", "fused_adam", "share_vgg_targets"}
+# A field that only matters under another field's value: gp_weight under wgan-gp, clip_value under wgan-clip.
+_APPLIES_WHEN = {"gp_weight": ("adversarial", "wgan-gp"), "clip_value": ("adversarial", "wgan-clip")}
 
 
 # ------------------------------------------------------------------------------------ provenance
@@ -58,40 +140,84 @@ def read_run(run_dir: Path | str) -> dict[str, Any]:
             "finished": load("finished.json"), "eval": load("eval/summary.json")}
 
 
-def protocol_differences(config: dict[str, Any], vgg_source: str | None = None) -> list[str]:
-    """How a run's config differs from the paper's protocol, one readable line per difference."""
+def _method(config: dict[str, Any]) -> str:
+    """Whose protocol applies: the run's method; a data-only config (no training fields) is held to ColorGAN's."""
+    method = config.get("method", "colorgan")
+    return "colorgan" if method not in PAPER_PROTOCOLS and "batch_size" not in config else method
+
+
+def _resolved(config: dict[str, Any], field: str, vgg_source: str | None, device: str | None) -> Any:
+    """A config value as the run used it: the VGG weights it loaded, the precision 'auto' chose."""
+    value = config.get(field)
+    if field == "vgg_weights" and vgg_source:
+        return "imagenet" if vgg_source == "imagenet" else vgg_source
+    if field == "amp" and value == "auto" and device:
+        return "bf16" if device.startswith("cuda") else "off"  # runtime.autocast_dtype's rule
+    return value
+
+
+def protocol_differences(config: dict[str, Any], vgg_source: str | None = None,
+                         device: str | None = None) -> list[str]:
+    """How a run's config differs from its method's paper protocol, one readable line per difference.
+
+    Every field of ``PAPER_PROTOCOLS[method]`` that the config has is compared (a config without a
+    training budget, e.g. the data overview's, is compared on what it has; a config without a method
+    is ColorGAN's). ``vgg_source`` (provenance's ``vgg_weights``) and ``device`` ('cpu', 'cuda') say
+    what the run actually used. A method without a recorded protocol has no lines (see the note).
+    """
+    protocol = PAPER_PROTOCOLS.get(_method(config), {})
+    by_steps = bool(config.get("num_steps"))
     lines = []
-    for field, (paper_value, paper_text) in PAPER_PROTOCOL.items():
-        if field not in config:
-            continue  # e.g. the data overview has no training budget
-        value = config.get(field)
-        if field == "vgg_weights":
-            value = vgg_source or value
-            if value != "imagenet":
-                lines.append(f"vgg_weights={value} (paper: {paper_text})")
-        elif field == "num_epochs" and config.get("num_steps"):
-            lines.append(f"num_steps={config['num_steps']} optimiser steps (paper: {paper_text})")
-        elif value != paper_value:
+    for field, (paper_value, paper_text) in protocol.items():
+        if field not in config or (field == "num_epochs" and by_steps):
+            continue  # with num_steps > 0 the epochs are ignored: the num_steps line gives the budget
+        value = _resolved(config, field, vgg_source, device)
+        if field == "amp" and value == "auto":
+            lines.append(f"amp='auto' (bf16 on CUDA, fp32 on CPU; paper: {paper_text})")
+        elif field == "num_steps" and value:
+            lines.append(f"num_steps={value} optimiser steps (paper: {paper_text})")
+        elif field != "num_steps" and value != paper_value:
             lines.append(f"{field}={value!r} (paper: {paper_text})")
-    if config.get("max_images"):
-        lines.append(f"max_images={config['max_images']} (paper: all training images)")
     return lines
 
 
-def comparability_note(config: dict[str, Any], vgg_source: str | None = None) -> str:
-    """A Markdown admonition saying whether these numbers can be compared with the paper, and why not."""
-    differences = protocol_differences(config, vgg_source)
+def protocol_choices(config: dict[str, Any]) -> list[str]:
+    """Fields that change the numbers but that the method's paper leaves open, as 'field=value' chosen here."""
+    fixed = PAPER_PROTOCOLS.get(_method(config), {})
+    chosen = []
+    for field, value in config.items():
+        condition = _APPLIES_WHEN.get(field)
+        if field in fixed or field in _NOT_PROTOCOL or (
+                condition and condition[0] in config and config[condition[0]] != condition[1]):
+            continue  # fixed, no effect on the numbers, or unused (gp_weight under weight clipping)
+        chosen.append(f"{field}={value!r}")
+    return chosen
+
+
+def comparability_note(config: dict[str, Any], vgg_source: str | None = None, device: str | None = None) -> str:
+    """A Markdown note: can these numbers be compared with the method's paper, and if not, why not; then
+    the fields that paper leaves open, with the values this run chose."""
+    method = _method(config)
+    choices = protocol_choices(config)
+    open_text = (f"\n\nLeft open by the paper, chosen here: {', '.join(f'`{c}`' for c in choices)}."
+                 if choices else "")
+    if method not in PAPER_PROTOCOLS:
+        return f"**No paper protocol is recorded for method {method!r}**, so nothing was compared." + open_text
+    paper = PAPER_NAMES[method]
+    differences = protocol_differences(config, vgg_source, device)
     if not differences:
-        return "**Protocol matches the paper's §3.1 settings**; numbers are comparable up to seed and hardware."
+        return (f"**Protocol matches {paper}** in every field it fixes; numbers are comparable up to seed and "
+                "hardware." + open_text)
     items = "\n".join(f"- {line}" for line in differences)
-    return ("**Not comparable with the paper.** These numbers come from a run that differs from the paper's "
-            f"protocol:\n{items}")
+    return (f"**Not comparable with {paper}.** These numbers come from a run that differs from its protocol:\n"
+            f"{items}" + open_text)
 
 
 def run_note(run_dir: Path | str) -> str:
-    """``comparability_note`` for a trained run, with the VGG weights it actually used."""
+    """``comparability_note`` for a trained run, with the VGG weights and the device it actually used."""
     record = read_run(run_dir)
-    return comparability_note(record["config"], (record["provenance"] or {}).get("vgg_weights"))
+    provenance = record["provenance"] or {}
+    return comparability_note(record["config"], provenance.get("vgg_weights"), provenance.get("device"))
 
 
 # -------------------------------------------------------------------------------------- Table 1

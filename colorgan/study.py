@@ -34,7 +34,7 @@ from colorgan.color import model_to_rgb, rgb_to_model
 from colorgan.config import RunConfig, StudyConfig, field_default
 from colorgan.data import load_split
 from colorgan.metrics import GRAYSCALE, Colorizer, bootstrap_ci, paired_bootstrap
-from colorgan.train import REUSE_IGNORES, StepFactory, load_trained, train_or_reuse
+from colorgan.train import StepFactory, load_trained, run_hash, train_or_reuse
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,6 @@ def run_configs(cfg: StudyConfig, methods: Methods) -> dict[tuple[str, int], Run
             raise ValueError(f"{field}: the methods differ ({values}); a study compares methods on the same images "
                              "at the same size, so set it in base")
     return configs
-
-
-def run_hash(run: RunConfig) -> str:
-    """8 hex digits identifying what a run computes (bookkeeping fields excluded)."""
-    relevant = {k: v for k, v in run.to_dict().items() if k not in REUSE_IGNORES | {"run_dir"}}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def images_seen(configs: dict[tuple[str, int], RunConfig]) -> dict[str, int]:

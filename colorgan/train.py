@@ -25,6 +25,7 @@ from torch import nn
 from colorgan import distributed, runtime
 from colorgan.config import RunConfig
 from colorgan.data import ImageSet, batches, carve_validation, load_split, prefetch, split_record, steps_per_epoch
+from colorgan.source_hash import code_hash
 from colorgan.validation import BEST_CHECKPOINT, Validator
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ CHECKPOINT_FORMAT = 1
 # Fields that do not change what a finished run computed (so it can be reused).
 REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
                  "keep_checkpoints"}
+CODE_RECORD = "code.json"  # written by train_or_reuse: the content hash of the code that trains the run
 RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
                      "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap",
                      "channels_last", "compile", "fused_adam", "share_vgg_targets"}  # speed only, same maths
@@ -448,22 +450,47 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
         return fit(cfg, step, train_set, device, extra, ctx, val_set)
 
 
+def run_hash(cfg: RunConfig) -> str:
+    """8 hex digits naming a run folder: what the run computes (bookkeeping fields excluded) and the code.
+
+    With the code's content hash in it, an edit to colorgan/ or baselines/ trains into a new folder
+    instead of serving numbers that the old code made.
+    """
+    relevant = {k: v for k, v in cfg.to_dict().items() if k not in REUSE_IGNORES | {"run_dir"}}
+    relevant["code"] = code_hash()
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def train_or_reuse(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cache/images")) -> FitResult:
-    """``train``, unless ``cfg.run_dir`` already holds this config's finished run.
+    """``train``, unless ``cfg.run_dir`` already holds this config's finished run made by this code.
 
     A finished run (``finished.json`` beside the same config) is reused as is; a partial one (crash,
     max_minutes) is resumed; anything else starts fresh. This is what makes pipeline stages cheap
-    to re-run and safe to interrupt.
+    to re-run and safe to interrupt. ``code.json`` records the code's content hash (``source_hash``):
+    a run folder made by other code (or by unrecorded code) is neither reused nor resumed, because its
+    numbers would not be this code's; the error says so (the pipeline's run folders are named by the
+    code hash, so it never meets one).
     """
     run_dir = Path(cfg.run_dir)
-    finished, config_path = run_dir / "finished.json", run_dir / "config.json"
+    finished, config_path, code_path = run_dir / "finished.json", run_dir / "config.json", run_dir / CODE_RECORD
+    current_code = code_hash()
+    made_by = json.loads(code_path.read_text()).get("code_hash") if code_path.is_file() else None
+    has_run = finished.is_file() or CheckpointDir(run_dir / "checkpoints").paths()
+    if has_run and made_by != current_code:
+        raise ValueError(f"run_dir: {run_dir} holds a run made by "
+                         + (f"other code (code hash {made_by}, now {current_code})" if made_by else
+                            f"code of unrecorded version (no {CODE_RECORD})")
+                         + "; its numbers are not this code's, so it is neither reused nor resumed. Choose "
+                         "another run_dir, or delete that one to train it again")
     if finished.is_file() and config_path.is_file():
         saved, current = json.loads(config_path.read_text()), cfg.to_dict()
         if all(saved.get(k) == v for k, v in current.items() if k not in REUSE_IGNORES):
             record = json.loads(finished.read_text())
-            log.info("reusing finished run %s (step %d)", run_dir, record["step"])
+            log.info("reusing finished run %s (step %d, code %s)", run_dir, record["step"], current_code)
             return FitResult(run_dir, record["step"], record["total_steps"], record["wall_seconds"], False)
     resume = bool(CheckpointDir(run_dir / "checkpoints").paths())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runtime.write_json(code_path, {"code_hash": current_code, "git_commit": runtime.git_commit()})
     return train(cfg.replace(resume=resume), build_step, cache_dir)
 
 

@@ -84,13 +84,14 @@ def test_unchanged_stages_are_cached_and_changes_rerun_downstream(tmp_path):
     assert set(pipeline.run(first, fake_execute, book=False).values()) == {"ran"}
     ran.clear()
     assert set(pipeline.run(first, fake_execute, book=False).values()) == {"cached"} and not ran
+    # overrides write to their own folder; run in the first one here to see which stage keys changed
     changed = pipeline.plan("smoke", METHODS, overrides={"num_fig2_images": 2}, results_root=tmp_path)
-    pipeline.run(changed, fake_execute, book=False)
+    pipeline.run(dataclasses.replace(changed, out_dir=first.out_dir), fake_execute, book=False)
     assert ran == ["table1", "report"]
     ran.clear()
     changed = pipeline.plan("smoke", METHODS, overrides={"num_fig2_images": 2, "lambda_p": 50},
                             results_root=tmp_path)
-    pipeline.run(changed, fake_execute, book=False)
+    pipeline.run(dataclasses.replace(changed, out_dir=first.out_dir), fake_execute, book=False)
     assert ran == [name for name in ran if name != "data"] and "train_colorgan" in ran and "report" in ran
 
 

@@ -1,0 +1,102 @@
+"""Caches key on the code, and PARAMS overrides never overwrite a profile's results (issue 15)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from colorgan import pipeline, source_hash, train
+from colorgan.cli import METHODS
+from colorgan.step import ColorGANStep
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_code_hash_follows_every_py_file_of_the_library_and_baselines(tmp_path):
+    for package in source_hash.CODE_PACKAGES:
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = source_hash.code_hash(tmp_path)
+    assert before == source_hash.code_hash(REPO)  # content, not location
+    (tmp_path / "baselines" / "chromagan.py").write_text((tmp_path / "baselines" / "chromagan.py").read_text() + "#\n")
+    edited = source_hash.code_hash(tmp_path)
+    assert edited != before
+    (tmp_path / "colorgan" / "notes.txt").write_text("not code")
+    assert source_hash.code_hash(tmp_path) == edited
+
+
+def test_an_edited_tree_reruns_every_stage(tmp_path, monkeypatch):
+    ran = []
+
+    def fake_execute(source: Path, output: Path, params: dict) -> None:
+        ran.append(source.stem)
+        output.write_text(json.dumps(params))
+
+    p = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    pipeline.run(p, fake_execute, book=False)
+    ran.clear()
+    assert set(pipeline.run(p, fake_execute, book=False).values()) == {"cached"}
+    monkeypatch.setattr(pipeline, "code_hash", lambda: "edited")  # the stage keys
+    monkeypatch.setattr(train, "code_hash", lambda: "edited")  # the run folders' names (train.run_hash)
+    assert set(pipeline.run(p, fake_execute, book=False).values()) == {"ran"}
+    # and the training stages train into new folders instead of reusing the old code's runs
+    edited = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    for stage in ("train_colorgan", "train_chromagan", "train_coltran"):
+        assert edited.params[stage]["run_dir"] != p.params[stage]["run_dir"]
+
+
+def test_a_finished_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
+    cfg = tiny_config(tmp_path, num_steps=2)
+    train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
+    assert json.loads((Path(cfg.run_dir) / "code.json").read_text())["code_hash"] == source_hash.code_hash()
+    assert train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache").step == 2  # same code: reused
+    monkeypatch.setattr(train, "code_hash", lambda: "0123456789abcdef")
+    with pytest.raises(ValueError, match=r"made by other code \(code hash [0-9a-f]{16}, now 0123456789abcdef\)"):
+        train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
+
+
+def test_a_run_without_a_code_record_is_not_reused(tmp_path):
+    cfg = tiny_config(tmp_path, num_steps=2)
+    train.train(cfg, ColorGANStep, tmp_path / "cache")  # `colorgan train` writes no code record
+    with pytest.raises(ValueError, match="unrecorded version"):
+        train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
+
+
+def test_overrides_write_to_their_own_results_folder(tmp_path):
+    plain = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    assert plain.out_dir == tmp_path.resolve() / "smoke"
+    changed = pipeline.plan("smoke", METHODS, overrides={"num_steps": 80}, results_root=tmp_path)
+    assert changed.out_dir == tmp_path.resolve() / "smoke+num_steps=80"
+    assert changed.params["table1"]["out_dir"].endswith("smoke+num_steps=80")
+    assert changed.params["report"]["out_dir"].endswith("smoke+num_steps=80")
+    # training runs stay in the profile's run store (named by config and code): nothing is overwritten there
+    changed_run = Path(changed.params["train_colorgan"]["run_dir"])
+    plain_run = Path(plain.params["train_colorgan"]["run_dir"])
+    assert changed_run.parent == plain_run.parent
+    assert changed_run != plain_run
+    two = pipeline.plan("smoke", METHODS, overrides={"seed": 3, "train_colorgan.gen_width": 16}, results_root=tmp_path)
+    assert two.out_dir.name == "smoke+seed=3+train_colorgan.gen_width=16"
+
+
+def test_unsafe_or_long_overrides_get_a_readable_name_and_a_digest(tmp_path):
+    overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
+    p = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
+    name = p.out_dir.name
+    assert name.startswith("smoke+variants.noise_std_0.5=_") and "/" not in name and "'" not in name
+    other = pipeline.results_name("smoke", {"variants.noise_std_0.5": {"noise_std": 0.3}})
+    assert other != name  # the digest tells apart what the readable part shortens alike
+    assert p.params["ablations"]["out_dir"].endswith(name)
+
+
+def test_missing_default_voc_mini_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # make runs in the clone's root; here a clone where data/voc-mini was never built
+    for profile, kind in (("voc-mini", "reproduce"), ("ablation-mini", "ablations")):
+        with pytest.raises(FileNotFoundError, match=r"make data-voc-mini DATA=/path/to/VOCdevkit.*DATA="):
+            pipeline.plan(profile, METHODS, results_root=tmp_path, kind=kind)
+    (tmp_path / "data" / "voc-mini").mkdir(parents=True)
+    p = pipeline.plan("voc-mini", METHODS, results_root=tmp_path)
+    assert p.params["train_colorgan"]["data_root"] == "data/voc-mini"
+    assert pipeline.plan("voc-mini", METHODS, str(tmp_path / "data" / "voc-mini"), results_root=tmp_path)
