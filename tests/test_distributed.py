@@ -21,7 +21,7 @@ from colorgan import distributed
 from colorgan.config import ColorGANConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import CheckpointDir, train
-from tests.conftest import tiny_config
+from tests.conftest import relative_distance, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 DDP_CHANGES = {"norm": "instance", "lambda_p": 0.0, "lambda_s": 0.0, "num_steps": 4, "checkpoint_every": 2}
@@ -57,22 +57,6 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def state_of(step: ColorGANStep) -> dict[str, torch.Tensor]:
     """A step's module tensors now, keyed '<module>.<name>' as ``weights`` keys them."""
     return {f"{m}.{k}": v.detach().clone() for m, module in step.modules().items() for k, v in module.state_dict().items()}
-
-
-def relative_distance(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
-                      initial: dict[str, torch.Tensor]) -> float:
-    """‖got - expected‖ / ‖expected - initial‖ over all floating-point tensors (one L2 norm across them).
-
-    How far apart two runs ended, in units of how far training moved the weights: 0 for the same
-    training, 1 for ranks that never trained. One norm over all tensors, not a per-tensor maximum:
-    a bias right before a norm layer has a gradient of ~0, and Adam turns the rounding noise of such
-    a gradient into full-size steps whose sign no two summation orders need agree on.
-    """
-    keys = [k for k, v in expected.items() if v.is_floating_point()]
-    apart = sum(((got[k].double() - expected[k].double()) ** 2).sum() for k in keys) ** 0.5
-    moved = sum(((expected[k].double() - initial[k].double()) ** 2).sum() for k in keys) ** 0.5
-    assert moved > 0, "training did not move the weights"
-    return float(apart / moved)
 
 
 def losses_by_step(run_dir: Path) -> list[dict]:
