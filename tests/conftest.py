@@ -41,7 +41,7 @@ def checkpoint_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def relative_distance(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
                       initial: dict[str, torch.Tensor], keys: Iterable[str] | None = None) -> float:
-    """‖got - expected‖ / ‖expected - initial‖ over ``keys`` (default: every floating-point tensor), one L2 norm.
+    """‖got - expected‖ / ‖expected - initial‖: one L2 norm over ``keys`` (default: every float tensor).
 
     How far apart two runs ended, in units of how far training moved the weights: 0 for the same
     training, 1 for a run that never trained. One norm over all tensors, not a per-tensor maximum:

@@ -56,7 +56,8 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def state_of(step: ColorGANStep) -> dict[str, torch.Tensor]:
     """A step's module tensors now, keyed '<module>.<name>' as ``weights`` keys them."""
-    return {f"{m}.{k}": v.detach().clone() for m, module in step.modules().items() for k, v in module.state_dict().items()}
+    return {f"{m}.{k}": v.detach().clone()
+            for m, module in step.modules().items() for k, v in module.state_dict().items()}
 
 
 def losses_by_step(run_dir: Path) -> list[dict]:

@@ -21,7 +21,8 @@ def vgg() -> VGGFeatures:
 
 def module_tensors(step: ColorGANStep) -> dict[str, torch.Tensor]:
     """The generator's and critic's tensors now, keyed '<module>.<name>'."""
-    return {f"{m}.{k}": v.detach().clone() for m, module in step.modules().items() for k, v in module.state_dict().items()}
+    return {f"{m}.{k}": v.detach().clone()
+            for m, module in step.modules().items() for k, v in module.state_dict().items()}
 
 
 def parameter_names(step: ColorGANStep) -> set[str]:
