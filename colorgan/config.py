@@ -1,7 +1,12 @@
 """Typed experiment configs: one frozen dataclass per experiment, validated before any work starts.
 
-Every field has a default (the paper's value where the paper gives one), a help text, and where it
-applies the allowed choices or range in its metadata. The same metadata drives validation, the CLI's
+Every field has a default, a help text, and where it applies the allowed choices or range in its
+metadata. A help text ending in "(paper: X)" marks a value the paper fixes, and the default is X. Three
+defaults differ from the paper on purpose, and their help texts say so ("(paper: X; default differs:
+why)"): ``data`` (the bundled samples, so every command runs without a download), ``vgg_weights``
+(random, because no pretrained weights can be fetched offline) and ``adversarial`` (the gradient
+penalty rather than the cited WGAN's weight clipping, which the paper gives no clip value for).
+Fields without a paper value are choices where the paper is silent. The same metadata drives validation, the CLI's
 flags (``cli.py``) and the notebooks' parameter check, so there is one list of options.
 """
 
@@ -89,7 +94,8 @@ class DataConfig(Params):
     """Which images, at which size: the data overview notebook's config and every run's first fields."""
 
     # --- data (paper §3.1: PASCAL VOC, 15,413 train / 1,712 test, 256x256) ---
-    data: str = opt("samples", "image source: bundled sample photos, a VOC2012 folder, or any image folder",
+    data: str = opt("samples", "image source: bundled sample photos, a VOC2012 folder, or any image folder "
+                    "(paper: voc; default differs: the samples need no download, so every command runs as typed)",
                     choices=DATA_SOURCES)
     data_root: str = opt("", "VOCdevkit (or VOC2012) folder for data=voc; image folder for data=folder")
     test_fraction: float = opt(0.1, "data=folder without train/ and test/ subfolders: seeded test share",
@@ -168,9 +174,11 @@ class ColorGANConfig(RunConfig):
     norm: str = opt("batch", "normalisation in the generator", choices=("batch", "instance", "none"))
     vgg_layer: str = opt("relu4_1", "VGG19 layer for Lp and Ls; sets the latent map's shape (channels, H/f)",
                          choices=tuple(VGG19_LAYERS))
-    vgg_weights: str = opt("random", "imagenet (torch hub cache), random (seeded, offline), or a .pth file path")
+    vgg_weights: str = opt("random", "imagenet (torch hub cache), random (seeded, offline), or a .pth file path "
+                           "(paper: imagenet, 'the pre-trained VGG network'; default differs: nothing is "
+                           "downloaded, and without the hub file imagenet cannot run)")
     use_noise: bool = opt(True, "noise branch G_f on; off means z = 0 and no G_f (ablation)")
-    noise_std: float = opt(0.1, "sigma of z ~ N(0, sigma^2) (eq. 2; paper: 0.1)", min=0.0)
+    noise_std: float = opt(0.1, "sigma of z ~ N(0, sigma^2), eq. 2 (paper: 0.1)", min=0.0)
     noise_channels: int = opt(64, "channels of the noise map z (at latent resolution)", min=1)
     noise_width: int = opt(256, "channels of G_f's hidden convolutions", min=1)
     noise_layers: int = opt(3, "convolutions in G_f", min=1)
@@ -182,9 +190,11 @@ class ColorGANConfig(RunConfig):
     lambda_g: float = opt(0.1, "weight of the adversarial term Lg (paper: 0.1)", min=0.0)
     lambda_p: float = opt(100.0, "weight of the perceptual term Lp (paper: 100)", min=0.0)
     lambda_l1: float = opt(10.0, "weight of the L1 term on ab (paper: 10)", min=0.0)
-    lambda_s: float = opt(1.0, "weight of the noise-feature term Ls (eq. 2; paper: 1)", min=0.0)
+    lambda_s: float = opt(1.0, "weight of the noise-feature term Ls, eq. 2 (paper: 1)", min=0.0)
     adversarial: str = opt("wgan-gp", "Wasserstein critic regulariser: gradient penalty or weight clipping "
-                           "(the cited WGAN paper's original)", choices=("wgan-gp", "wgan-clip"))
+                           "(paper: wgan-clip, the cited WGAN [2]; default differs: the paper gives no clip value "
+                           "or critic schedule, and the gradient penalty needs neither)",
+                           choices=("wgan-gp", "wgan-clip"))
     gp_weight: float = opt(10.0, "gradient penalty weight (WGAN-GP)", min=0.0)
     clip_value: float = opt(0.01, "critic weight clip (wgan-clip)", min=0.0)
     n_critic: int = opt(1, "critic updates per generator update", min=1)

@@ -160,7 +160,7 @@ def critic_update(critic: nn.Module, optimizer: torch.optim.Optimizer, L: torch.
     Returns:
         {'wasserstein', 'd_loss'[, 'gp']}: detached scalars.
     """
-    forward = critic_forward or critic
+    forward = critic if critic_forward is None else critic_forward  # not `or`: a compiled module refuses bool()
     with runtime.autocast(L.device, amp_dtype):
         score_real, score_fake = forward(L, ab_real), forward(L, ab_fake)
     loss = losses.critic_loss(score_real.float(), score_fake.float())

@@ -112,6 +112,9 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     if cfg.resume and checkpoints.paths():
         start_step, previous_seconds = restore(checkpoints, step, cfg)
         log.info("resumed %s at step %d", run_dir, start_step)
+    elif cfg.resume and ctx.is_main:  # e.g. a mistyped run_dir, or a run killed before its first checkpoint
+        log.warning("resume=True, but %s holds no checkpoint: training starts from step 0",
+                    run_dir / "checkpoints")
     validator = None
     if val_images is not None and ctx.is_main:
         validator = Validator(val_images, run_dir, device, cfg.seed, cfg.batch_size)
@@ -384,14 +387,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load one checkpoint with ``weights_only=True`` and verify its digest.
 
     Raises:
-        ValueError: truncated, damaged, not a colorgan checkpoint, or holding code (a pickle that
-            would import or call something); the message names the file and the reason.
+        ValueError: truncated, damaged, without a digest, not a colorgan checkpoint, or holding code (a
+            pickle that would import or call something); the message names the file and the reason.
     """
     state = runtime.load_weights_only(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} is not a colorgan checkpoint (format {CHECKPOINT_FORMAT})")
-    digest = state.pop("digest", None)  # absent in checkpoints written before digests existed
-    if digest is not None and digest != state_digest(state):
+    digest = state.pop("digest", None)
+    # Refused rather than trusted: torch.load checks nothing, so without a digest a flipped bit or an
+    # edited file would load silently. Only checkpoints from before digests existed (400867a) lack one.
+    if digest is None:
+        raise ValueError(f"checkpoint {path} carries no digest, so its contents cannot be verified (written "
+                         "before colorgan stored digests, or not by colorgan); retrain, or re-save it with "
+                         "colorgan.train.CheckpointDir.save if you trust the file")
+    if digest != state_digest(state):
         raise ValueError(f"checkpoint {path} is damaged: its contents do not match the digest saved with them")
     return state
 

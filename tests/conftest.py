@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from colorgan.config import ColorGANConfig, RunConfig
-from colorgan.train import CheckpointDir, StepFactory, train
+from colorgan.train import CheckpointDir, StepFactory, TrainStep, train
 
 VOC_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voc-mini"
 
@@ -39,21 +39,80 @@ def checkpoint_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
     return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
 
 
+def relative_distance(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                      initial: dict[str, torch.Tensor], keys: Iterable[str] | None = None) -> float:
+    """‖got - expected‖ / ‖expected - initial‖: one L2 norm over ``keys`` (default: every float tensor).
+
+    How far apart two runs ended, in units of how far training moved the weights: 0 for the same
+    training, 1 for a run that never trained. One norm over all tensors, not a per-tensor maximum:
+    a bias right before a norm layer has a gradient of ~0, and Adam turns the rounding noise of such
+    a gradient into full-size steps whose sign no two summation orders need agree on. Compare weights
+    apart from BatchNorm's running statistics: those move with the data alone, trained or not.
+    """
+    keys = [k for k, v in expected.items() if v.is_floating_point()] if keys is None else list(keys)
+    apart = sum(((got[k].double() - expected[k].double()) ** 2).sum() for k in keys) ** 0.5
+    moved = sum(((expected[k].double() - initial[k].double()) ** 2).sum() for k in keys) ** 0.5
+    assert moved > 0, "training did not move the weights"
+    return float(apart / moved)
+
+
+class CountingStep:
+    """A method's step that counts the updates it makes; everything else is the wrapped step's own."""
+
+    def __init__(self, step: TrainStep):
+        self.step, self.updates = step, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.step, name)
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.updates += 1
+        return self.step(batch)
+
+
+def counting(build_step: StepFactory, built: list[CountingStep]) -> StepFactory:
+    """``build_step``, with each step it builds wrapped in a ``CountingStep`` and appended to ``built``."""
+    def build(cfg: RunConfig, device: torch.device) -> CountingStep:
+        built.append(CountingStep(build_step(cfg, device)))
+        return built[-1]
+    return build
+
+
 def assert_resume_equals_uninterrupted(make_config: Callable[..., RunConfig], build_step: StepFactory,
                                        tmp_path: Path) -> dict[str, torch.Tensor]:
     """6 steps straight vs 3 steps + resume to 6: the checkpoints must agree bit for bit (any method).
 
+    Training is deterministic, so a resume that silently retrained from step 0 would agree too. So the
+    resumed run must make exactly 3 updates, and a second resume, from a copy of the step-3 checkpoint
+    with one weight tensor shifted by +1, must end with that shift still in the tensor (a run that
+    ignored the checkpoint would end bit-identical to the straight run).
+
     ``make_config(folder, **changes)`` gives a tiny config with run_dir under ``folder``. Returns the
     resumed run's tensors.
     """
+    cache = tmp_path / "cache"
     straight = make_config(tmp_path / "a", num_steps=6, checkpoint_every=3)
-    train(straight, build_step, tmp_path / "cache")
+    train(straight, build_step, cache)
     first_half = make_config(tmp_path / "b", num_steps=3, checkpoint_every=3)
-    train(first_half, build_step, tmp_path / "cache")
-    assert train(first_half.replace(num_steps=6, resume=True), build_step, tmp_path / "cache").step == 6
+    train(first_half, build_step, cache)
+    state = CheckpointDir(Path(first_half.run_dir) / "checkpoints").load_latest()
+
+    built: list[CountingStep] = []
+    assert train(first_half.replace(num_steps=6, resume=True), counting(build_step, built), cache).step == 6
+    assert built[-1].updates == 3, f"the resumed run made {built[-1].updates} updates, not 6 - 3"
     a, b = checkpoint_parameters(Path(straight.run_dir)), checkpoint_parameters(Path(first_half.run_dir))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+
+    perturbed = make_config(tmp_path / "c", num_steps=6, checkpoint_every=3, resume=True)
+    module, name = next((m, k) for m, sd in state["modules"].items() for k, v in sd.items()
+                        if k.endswith("weight") and v.is_floating_point())
+    state["modules"][module][name] = state["modules"][module][name] + 1.0
+    state["config"] = {**state["config"], "run_dir": perturbed.run_dir}
+    CheckpointDir(Path(perturbed.run_dir) / "checkpoints").save(state["step"], state)
+    assert train(perturbed, counting(build_step, built), cache).step == 6 and built[-1].updates == 3
+    shift = checkpoint_parameters(Path(perturbed.run_dir))[f"{module}.{name}"] - a[f"{module}.{name}"]
+    assert shift.mean().item() > 0.5, f"{module}.{name}: the +1 put into the checkpoint became {shift.mean():.3g}"
     return b
 
 

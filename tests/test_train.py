@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorgan import train as train_module
 from colorgan.data import sample_images
 from colorgan.runtime import git_commit
 from colorgan.step import ColorGANStep
@@ -43,6 +44,14 @@ def test_resume_equals_uninterrupted(tmp_path: Path):
     assert_resume_equals_uninterrupted(tiny_config, ColorGANStep, tmp_path)
     lines = [json.loads(x) for x in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]  # no duplicated or missing log lines
+
+
+def test_resume_check_catches_a_restart_from_step_zero(tmp_path: Path, monkeypatch):
+    # a resume that ignores the checkpoint and retrains from step 0 ends with the very same weights
+    monkeypatch.setattr(train_module, "restore", lambda checkpoints, step, cfg: (0, 0.0))
+    fast = lambda folder, **changes: tiny_config(folder, lambda_p=0.0, lambda_s=0.0, **changes)  # noqa: E731
+    with pytest.raises(AssertionError, match="the resumed run made 6 updates, not 6 - 3"):
+        assert_resume_equals_uninterrupted(fast, ColorGANStep, tmp_path)
 
 
 def test_run_folder_records_config_provenance_and_split(tmp_path: Path):

@@ -81,11 +81,19 @@ def replace_with_code(path: Path) -> None:
     evil_pickle(path, path.parent / "payload_ran")
 
 
+def strip_the_digest(path: Path) -> None:
+    """Re-save the same state without its digest: every byte of the weights intact, nothing to verify them by."""
+    state = torch.load(path, weights_only=True)
+    del state["digest"]
+    torch.save(state, path)
+
+
 @pytest.mark.parametrize("damage, reason", [
     (truncate, "is unreadable, probably truncated or damaged"),
     (empty, "is unreadable, probably truncated or damaged"),
     (flip_a_weight_bit, "is damaged: its contents do not match the digest"),
     (replace_with_code, "was refused: it holds pickled objects other than tensors"),
+    (strip_the_digest, "carries no digest, so its contents cannot be verified"),
 ])
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path, caplog, damage, reason):
     checkpoints = CheckpointDir(tmp_path / "checkpoints", keep=3)
@@ -124,6 +132,15 @@ def test_resume_says_it_falls_back_and_continues(tmp_path: Path, caplog):
     assert "unfinished checkpoint" in caplog.text and not list((run / "checkpoints").glob(".*.tmp"))
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]
+
+
+def test_resume_without_a_checkpoint_warns_and_starts_from_step_zero(tmp_path: Path, caplog):
+    cfg = fast_config(tmp_path, num_steps=2, resume=True)
+    result = train(cfg, ColorGANStep, tmp_path / "cache")
+    assert result.step == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("resume=True, but" in w and "holds no checkpoint: training starts from step 0" in w
+               for w in warnings), warnings
 
 
 def test_torn_metrics_line_is_dropped(tmp_path: Path, caplog):
