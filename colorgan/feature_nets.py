@@ -101,6 +101,8 @@ def lpips_network(vgg16_state: dict[str, torch.Tensor], linear_weights: list[tor
     prefix = "features."
     state = {k[len(prefix):]: v for k, v in vgg16_state.items() if k.startswith(prefix)} or vgg16_state
     features.load_state_dict(state)
+    # up to relu5_3: the last max-pool feeds no LPIPS layer (and would fail on images under 32 px)
+    features = features[: int(LPIPS_LAYERS[-1]) + 1]
     net = ContentLoss(features, layers=LPIPS_LAYERS, weights=linear_weights, distance="mse", reduction="none",
                       normalize_features=True)
     return net.requires_grad_(False).eval()
