@@ -20,7 +20,7 @@ from colorgan.cli import METHODS, main
 from colorgan.color import gray_rgb, rgb_to_model, uint8_to_float
 from colorgan.data import ImageSet
 from colorgan.evaluate import eval_dir, evaluate_or_reuse, evaluate_run
-from colorgan.metrics import GRAYSCALE, evaluate_sets, quantize
+from colorgan.metrics import GRAYSCALE, evaluate, quantize
 from colorgan.score import score_folders
 from colorgan.step import ColorGANStep
 from colorgan.testset import center_crop_box, load_test_folder, prepare
@@ -224,26 +224,25 @@ def test_reuse_is_keyed_on_what_determines_the_numbers(tmp_path: Path, monkeypat
     cfg = tiny_config(tmp_path, data="folder", data_root=str(tmp_path / "data"), num_steps=1, lambda_p=0.0,
                       lambda_s=0.0)
     train(cfg, ColorGANStep, tmp_path / "cache")
-    calls = []
-    real = evaluate_module.evaluate_sets
-    monkeypatch.setattr(evaluate_module, "evaluate_sets", lambda *a, **k: calls.append(1) or real(*a, **k))
+    written = eval_dir(cfg.run_dir) / "summary.json"
 
-    def run() -> pd.DataFrame:
-        return evaluate_or_reuse(cfg.run_dir, *METHODS["colorgan"], device="cpu", cache_dir=tmp_path / "cache")[0]
+    def evaluated(**options) -> bool:
+        """Run evaluate_or_reuse; whether it evaluated (rewrote summary.json) rather than reused."""
+        before = written.stat().st_mtime_ns if written.exists() else None
+        evaluate_or_reuse(cfg.run_dir, *METHODS["colorgan"], device="cpu", cache_dir=tmp_path / "cache", **options)
+        return written.stat().st_mtime_ns != before
 
-    first = run()
-    run()
-    assert len(calls) == 1  # nothing changed: reused
+    assert evaluated()
+    first = pd.read_csv(written.parent / "per_image.csv")
+    assert not evaluated()  # nothing changed: reused
     smooth_rgb((40, 30), seed=11).save(tmp_path / "data" / "test" / "img_001.png")
-    changed = run()
-    assert len(calls) == 2  # a test image changed: evaluated again
-    assert not np.allclose(changed.psnr.to_numpy(), first.psnr.to_numpy())
+    assert evaluated()  # a test image changed
+    assert not np.allclose(pd.read_csv(written.parent / "per_image.csv").psnr.to_numpy(), first.psnr.to_numpy())
+    assert not evaluated()
     monkeypatch.setattr(evaluate_module, "metric_code_digest", lambda: "other metric code")
-    run()
-    assert len(calls) == 3  # the metric code changed: evaluated again
-    evaluate_or_reuse(cfg.run_dir, *METHODS["colorgan"], device="cpu", cache_dir=tmp_path / "cache",
-                      num_diversity_samples=2)
-    assert len(calls) == 4
+    assert evaluated()  # the metric code changed
+    assert evaluated(num_diversity_samples=2)
+    assert evaluated(batch_size=2)  # the noise is drawn per batch
 
 
 def test_scored_sample_does_not_depend_on_the_diversity_count():
@@ -254,7 +253,7 @@ def test_scored_sample_does_not_depend_on_the_diversity_count():
     def noisy(L: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return (gray_rgb(L) + 0.1 * torch.randn(L.shape[0], 3, *L.shape[2:], generator=generator)).clamp(0, 1)
 
-    psnr = {k: evaluate_sets(noisy, test, CPU, "noisy", batch_size=2, num_diversity_samples=k)[0].query(
+    psnr = {k: evaluate(noisy, test, CPU, "noisy", batch_size=2, num_diversity_samples=k).query(
         "method == 'noisy'").psnr.to_numpy() for k in (0, 2, 5)}
     np.testing.assert_array_equal(psnr[0], psnr[2])
     np.testing.assert_array_equal(psnr[0], psnr[5])
