@@ -22,8 +22,8 @@ from baselines.chromagan import ChromaGANConfig, ChromaGANStep
 from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
 from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig
-from colorgan.step import ColorGANStep
 from colorgan.feature_nets import INCEPTION_FILE, LPIPS_FILE
+from colorgan.step import ColorGANStep
 from colorgan.testset import PROTOCOLS
 from colorgan.train import StepFactory
 
@@ -188,6 +188,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.data = "folder"
     if args.data == "folder" and args.data_root is None:
         raise ValueError("--data folder needs --data-root DIR, the folder of test photos")
+    if args.data is None and (args.protocol != "resize" or args.name):
+        raise ValueError("--protocol and --name apply to another test set: add --data folder --data-root DIR "
+                         "(a run's own split is always prepared as it was trained, by resizing)")
     test_name = (args.name or test_set_name(args.data_root, args.protocol)) if args.data else None
     for run_dir in args.run_dirs:
         config_cls, build_step = METHODS[run_method(run_dir)]

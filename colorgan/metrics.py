@@ -209,7 +209,8 @@ def evaluate_sets(colorize: Colorizer, test: ImageSet, device: torch.device, met
     diversity_generator = torch.Generator().manual_seed(seed + DIVERSITY_SEED_OFFSET)
     scorer = Scorer(nets)
     for start in tqdm(range(0, len(test), batch_size), desc=f"evaluate {method}", disable=not progress, leave=False):
-        rgb = uint8_to_float(torch.from_numpy(np.ascontiguousarray(test.images[start:start + batch_size]))).to(device)
+        # np.array copies: a memmap slice is read-only, which torch warns about
+        rgb = uint8_to_float(torch.from_numpy(np.array(test.images[start:start + batch_size]))).to(device)
         names = test.names[start:start + batch_size]
         L, _ = rgb_to_model(rgb)
         pred = colorize(L, generator)

@@ -102,7 +102,7 @@ def score_folders(pred_dir: Path | str, gt_dir: Path | str, name: str | None = N
         try:
             sizes[key] = _prediction_header(pred_path)
         except (ImageReadError, OSError) as err:
-            problems.append(f"unreadable prediction: {err}")
+            problems.append(f"cannot score prediction {err}")
     if not sizes:
         raise ValueError(f"nothing to score: no prediction under {pred_dir} could be paired with a readable ground "
                          f"truth under {gt_dir}" + (f"; first problem: {problems[0]}" if problems else ""))
@@ -127,7 +127,7 @@ def score_folders(pred_dir: Path | str, gt_dir: Path | str, name: str | None = N
         try:
             pred = np.asarray(read_image(pred_path).convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
         except ImageReadError as err:
-            problems.append(f"unreadable prediction: {err}")
+            problems.append(f"cannot score prediction {err}")
             continue
         try:
             gt = testset.prepare(read_image(gt_path), size, protocol)

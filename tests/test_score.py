@@ -185,7 +185,7 @@ def test_score_lists_every_bad_file_scores_the_rest_and_fails(tmp_path: Path, ca
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.startswith("skipped:")]
     assert code == 1, captured
-    expected = {"img_000": "missing prediction", "stray": "extra prediction", "img_002": "unreadable prediction",
+    expected = {"img_000": "missing prediction", "stray": "extra prediction", "img_002": "cannot score prediction",
                 "img_003": "different size", "img_004": "CMYK"}
     assert len(lines) == len(expected), lines
     for key, phrase in expected.items():
