@@ -103,6 +103,9 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
     """
     run_dir = Path(run_dir)
     testset.check_protocol(protocol)
+    if test_root is None and protocol != "resize":
+        raise ValueError(f"protocol: {protocol!r} applies to a test_root folder; a run's own split is prepared "
+                         "as it was trained (resize)")
     torch_device = runtime.select_device(device)
     # the run's own data paths are not needed to score it on another folder
     cfg, step, checkpoint_step = load_trained(run_dir, config_cls, build_step, torch_device,
