@@ -176,7 +176,7 @@ def evaluate_or_reuse(run_dir: Path | str, config_cls: type[RunConfig], build_st
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """Plain-text table: method, PSNR, SSIM as 'mean [low, high]', CIEDE2000, colourfulness, ΔCF, LPIPS, FID, images."""
+    """Plain-text table: method, PSNR and SSIM as 'mean [low, high]', CIEDE2000, CF, ΔCF, LPIPS, FID, images."""
     has_lpips = "lpips" in summary
     lines = [f"{'method':<22} {'PSNR (dB) [95% CI]':<26} {'SSIM [95% CI]':<26} {'ΔE00':>6} {'CF':>6} {'ΔCF':>7}"
              + (f" {'LPIPS':>6}" if has_lpips else "") + f" {'FID':>8} images"]

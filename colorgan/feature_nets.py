@@ -66,7 +66,7 @@ class InceptionFeatures(nn.Module):
 
         inception = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False,
                                                     init_weights=False)
-        # the FID graph differs from torchvision's Inception in these blocks (piq's fid_inception_v3, minus its download)
+        # these blocks of the FID graph differ from torchvision's Inception (piq's fid_inception_v3, no download)
         inception.Mixed_5b = piq_inception.FIDInceptionA(192, pool_features=32)
         inception.Mixed_5c = piq_inception.FIDInceptionA(256, pool_features=64)
         inception.Mixed_5d = piq_inception.FIDInceptionA(288, pool_features=64)

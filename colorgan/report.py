@@ -126,7 +126,8 @@ def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0
             **({"test_root": test_root, "protocol": protocol} if test_root else {}))
         record = read_run(run_dir)
         if test_root:  # the evaluation's summary.json as just written or reused
-            record["eval"] = json.loads((eval_dir(run_dir, test_set_name(test_root, protocol)) / "summary.json").read_text())
+            folder = eval_dir(run_dir, test_set_name(test_root, protocol))
+            record["eval"] = json.loads((folder / "summary.json").read_text())
         names = sorted(per_image.loc[per_image.method == method, "image"])
         if test_names is not None and names != test_names:
             raise ValueError(f"{run_dir} was evaluated on other test images than {run_dirs[0]}; Table 1 needs "

@@ -30,7 +30,7 @@ def check_protocol(protocol: str) -> None:
 
 
 def center_crop_box(width: int, height: int, aspect: float = 1.0) -> tuple[int, int, int, int]:
-    """The largest centred box of ``aspect`` = width / height inside a (width, height) image: (left, top, right, bottom)."""
+    """The largest centred box of ``aspect`` (width / height) in a (width, height) image: (left, top, right, bottom)."""
     crop_w, crop_h = (round(height * aspect), height) if width / height > aspect else (width, round(width / aspect))
     crop_w, crop_h = max(1, min(crop_w, width)), max(1, min(crop_h, height))
     left, top = (width - crop_w) // 2, (height - crop_h) // 2
