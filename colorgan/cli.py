@@ -1,5 +1,5 @@
-"""Command line: ``colorgan train | evaluate | colorize | reproduce | ablations | bench | data-voc | data-voc-mini``
-(parsing and printing only).
+"""Command line: ``colorgan train | evaluate | score | colorize | reproduce | ablations | bench | data-voc |
+data-voc-mini`` (parsing and printing only).
 
 Training flags are generated from the method's config dataclass, so there is no second list of
 options: ``colorgan train --image-size 64 --num-steps 200 --no-use-noise``. Under
@@ -23,7 +23,9 @@ from baselines.chromagan import ChromaGANConfig, ChromaGANStep
 from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
 from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig, field_default
+from colorgan.feature_nets import INCEPTION_FILE, LPIPS_FILE
 from colorgan.step import ColorGANStep
+from colorgan.testset import PROTOCOLS
 from colorgan.train import RESUMABLE_CHANGES, StepFactory
 
 # method name -> (config class, step factory). Baselines register here (and only here).
@@ -109,6 +111,24 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--diversity", type=int, default=0, metavar="K",
                           help="also measure diversity over K >= 2 noise samples per image")
+    evaluate.add_argument("--data", choices=["folder"], help="score on another test set: a folder of photos "
+                          "(--data-root) instead of the run's own test split")
+    evaluate.add_argument("--data-root", type=Path, help="the test folder (sub-folders included)")
+    evaluate.add_argument("--protocol", choices=list(PROTOCOLS), default="resize",
+                          help="how photos reach the run's size: resize (whole photo, the paper's) or "
+                               "center-crop (centre square, then resize: ImageNet val5k)")
+    evaluate.add_argument("--name", help="results folder under <run>/eval/ (default: the folder's name)")
+    add_weight_flags(evaluate)
+
+    score = commands.add_parser("score", help="score a folder of colorized images from any tool against ground truth")
+    score.add_argument("pred_dir", type=Path, help="colorized images (matched to ground truth by path and stem)")
+    score.add_argument("gt_dir", type=Path, help="ground-truth colour photos")
+    score.add_argument("--name", help="method name in the tables (default: the prediction folder's name)")
+    score.add_argument("--protocol", choices=list(PROTOCOLS), default="resize",
+                       help="how the ground truth is brought to the predictions' size")
+    score.add_argument("-o", "--output", type=Path, help="results folder (default: results/score/<name>)")
+    score.add_argument("--device", default="auto")
+    add_weight_flags(score)
 
     reproduce = commands.add_parser("reproduce", help="run the book's notebooks for a profile and render the book")
     reproduce.add_argument("--profile", default="smoke", help="smoke (default, offline), voc-mini or paper")
@@ -132,17 +152,28 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                           "(default: data/voc-mini, the profiles' default data folder)")
 
     colorize = commands.add_parser("colorize", help="colorize your own photos (any size and mode)")
-    colorize.add_argument("inputs", nargs="+", type=Path, help="image files")
+    colorize.add_argument("inputs", nargs="+", type=Path, help="image files and folders (walked, tree kept)")
     colorize.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     colorize.add_argument("--run", type=Path, required=True, help="trained run folder")
     colorize.add_argument("--device", default="auto")
     colorize.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    colorize.add_argument("--protocol", choices=list(PROTOCOLS), default=None,
+                          help="write the model-size result, the photo prepared like `evaluate --protocol` "
+                               "(for `colorgan score`); default: full resolution with the photo's own L")
+    colorize.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     bench = commands.add_parser("bench", help="speed of training, inference and the input pipeline; "
                                 "writes results/bench/<device>.json and .md")
     bench.add_argument("--params", help="JSON object of BenchConfig fields (flags override it)")
     add_config_flags(bench, BenchConfig)
     return parser
+
+
+def add_weight_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inception-weights", default="auto",
+                        help=f"FID Inception: auto (torch hub cache, {INCEPTION_FILE}, if present), off, or a file")
+    parser.add_argument("--lpips-weights", default="auto",
+                        help=f"LPIPS linear weights: auto (torch hub cache, {LPIPS_FILE}, if present), off, or a file")
 
 
 def run_method(run_dir: Path) -> str:
@@ -191,18 +222,54 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from colorgan.evaluate import evaluate_run, format_summary
+    from colorgan.evaluate import eval_dir, evaluate_run, format_summary, test_set_name
 
+    if args.data_root is not None and args.data is None:
+        args.data = "folder"
+    if args.data == "folder" and args.data_root is None:
+        raise ValueError("--data folder needs --data-root DIR, the folder of test photos")
+    if args.data is None and (args.protocol != "resize" or args.name):
+        raise ValueError("--protocol and --name apply to another test set: add --data folder --data-root DIR "
+                         "(a run's own split is always prepared as it was trained, by resizing)")
+    test_name = (args.name or test_set_name(args.data_root, args.protocol)) if args.data else None
     for run_dir in args.run_dirs:
         config_cls, build_step = METHODS[run_method(run_dir)]
-        _, summary = evaluate_run(run_dir, config_cls, build_step, args.device, args.batch_size, args.diversity)
-        record = json.loads((run_dir / "eval" / "summary.json").read_text())
-        print(f"\n{run_dir} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
-              f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']})")
+        _, summary = evaluate_run(run_dir, config_cls, build_step, args.device, args.batch_size, args.diversity,
+                                  test_root=args.data_root, protocol=args.protocol, test_name=test_name,
+                                  inception_weights=args.inception_weights, lpips_weights=args.lpips_weights)
+        out = eval_dir(run_dir, test_name)
+        record = json.loads((out / "summary.json").read_text())
+        test = record["test_set"]
+        where = (f"test folder {test['path']} ({test['num_images']} of {test['num_files']} files, "
+                 f"protocol {test['protocol']})" if args.data else "its own test split")
+        print(f"\n{run_dir} on {where} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
+              f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']}) -> {out}")
         if record.get("notes"):  # e.g. ChromaGAN's class KL term off: shown beside the numbers, never silent
             print(f"notes: {record['notes']}")
+        for line in test.get("skipped", []):
+            print(f"skipped: {line}", file=sys.stderr)
         print(format_summary(summary))
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from colorgan import runtime
+    from colorgan.evaluate import format_summary
+    from colorgan.feature_nets import load_feature_nets
+    from colorgan.score import save_score, score_folders
+
+    device = runtime.select_device(args.device)
+    nets = load_feature_nets(args.inception_weights, args.lpips_weights, device)
+    result = score_folders(args.pred_dir, args.gt_dir, args.name, args.protocol, nets, device=device)
+    out = save_score(result, args.output or Path("results") / "score" / result.record["method"])
+    for line in result.problems:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"{result.record['provenance']}, ground truth {args.gt_dir}, protocol {args.protocol} -> {out}")
+    print(format_summary(result.summary))
+    if result.problems:
+        print(f"{len(result.problems)} file(s) skipped (listed above); the other {result.record['num_images']} "
+              "were scored", file=sys.stderr)
+    return 1 if result.problems else 0
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
@@ -213,12 +280,16 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     config_cls, build_step = METHODS[run_method(args.run)]
     device = runtime.select_device(args.device)
     cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
-    outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed)
-    failed = [o for o in outcomes if o.error]
+    outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed,
+                              protocol=args.protocol, progress=args.progress)
+    failed = [o for o in outcomes if o.error and not o.skipped]
+    skipped = [o for o in outcomes if o.skipped]
     for outcome in outcomes:
         if outcome.error:
-            print(f"failed: {outcome.source}: {outcome.error}", file=sys.stderr)
-    print(f"colorized {len(outcomes) - len(failed)} of {len(outcomes)} file(s) into {args.output}")
+            print(f"{'skipped' if outcome.skipped else 'failed'}: {outcome.source}: {outcome.error}", file=sys.stderr)
+    done = len(outcomes) - len(failed) - len(skipped)
+    print(f"colorized {done} of {done + len(failed)} image(s) into {args.output}"
+          + (f"; skipped {len(skipped)} non-image file(s)" if skipped else ""))
     return 1 if failed else 0
 
 
@@ -269,6 +340,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
             "data-voc": cmd_data_voc, "data-voc-mini": cmd_data_voc_mini}

@@ -237,11 +237,18 @@ class Table1Config(Params):
     num_diversity_samples: int = opt(5, "noise samples of ColorGAN per image (diversity column and strip)", min=0)
     seed: int = opt(0, "seed of the noise z in evaluation and Fig. 2", min=0)
     device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    external_runs: list = opt([], "folders written by `colorgan score` (other tools' outputs): one Table 1 row each")
+    test_root: str = opt("", "score the runs on this folder of photos instead of their own test split ('' = split)")
+    protocol: str = opt("resize", "test_root: photos resized whole (the paper's) or centre-cropped, then resized "
+                        "(ImageNet val5k)", choices=("resize", "center-crop"))
 
     def __post_init__(self) -> None:
         validate_fields(self)
         if not self.run_dirs or not all(isinstance(r, str) for r in self.run_dirs):
             raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
+        if not all(isinstance(r, str) and r for r in self.external_runs):
+            raise ValueError(f"external_runs: expected a list of folder paths (written by `colorgan score`); "
+                             f"got {self.external_runs!r}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,15 @@
-"""Score a trained run on its test split: per-image CSV, per-method summary with 95% intervals, provenance."""
+"""Score a trained run on its test split or on any folder of photos: per-image CSV, per-method summary
+with 95% intervals, set-level FID where Inception weights exist, provenance.
+
+Results of the run's own split go to ``<run_dir>/eval/``; results on another folder go to
+``<run_dir>/eval/<test-set-name>/`` and never mix with them. A stored evaluation is reused only when
+everything that determines its numbers is unchanged (``evaluation_key``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -10,37 +18,120 @@ from typing import Any
 import pandas as pd
 import torch
 
-from colorgan import runtime
+from colorgan import color, data, feature_nets, metrics, runtime, testset
 from colorgan.config import RunConfig
-from colorgan.data import load_split
-from colorgan.metrics import evaluate, summarize
+from colorgan.data import ImageSet, load_split
+from colorgan.feature_nets import FeatureNets, load_feature_nets
+from colorgan.metrics import METRIC_PROTOCOL, evaluate_sets, summarize, with_set_metrics
 from colorgan.train import CheckpointDir, StepFactory, load_trained, step_provenance
 
 log = logging.getLogger(__name__)
 
+# modules whose source determines the numbers of an evaluation (metric code, colour conversion, image preparation)
+METRIC_MODULES = (metrics, color, data, testset, feature_nets)
+
+
+def metric_code_digest() -> str:
+    """SHA-256 of the source of every module that shapes the metric values, plus the metric libraries' versions."""
+    import piq
+    import skimage
+
+    digest = hashlib.sha256()
+    for module in METRIC_MODULES:
+        digest.update(inspect.getsource(module).encode())
+    digest.update(f"piq {piq.__version__}, scikit-image {skimage.__version__}, torch {torch.__version__}".encode())
+    return digest.hexdigest()
+
+
+def checkpoint_digest(run_dir: Path) -> str | None:
+    """SHA-256 of the newest checkpoint file's bytes (None without a checkpoint)."""
+    paths = CheckpointDir(Path(run_dir) / "checkpoints").paths()
+    if not paths:
+        return None
+    digest = hashlib.sha256()
+    with paths[-1].open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"{paths[-1].name}:{digest.hexdigest()}"
+
+
+def eval_dir(run_dir: Path | str, test_name: str | None = None) -> Path:
+    """``<run_dir>/eval`` for the run's own split, ``<run_dir>/eval/<test_name>`` for another test set."""
+    out = Path(run_dir) / "eval"
+    return out / test_name if test_name else out
+
+
+def test_set_name(test_root: Path | str, protocol: str = "resize") -> str:
+    """Default name of a folder test set: the folder's name, plus the protocol when it is not 'resize'."""
+    name = Path(test_root).expanduser().resolve().name or "test-set"
+    return name if protocol == "resize" else f"{name}-{protocol}"
+
+
+def evaluation_key(run_dir: Path, cfg: RunConfig, test: ImageSet, num_diversity_samples: int, batch_size: int,
+                   nets: FeatureNets, device: torch.device) -> dict[str, Any]:
+    """Everything that determines an evaluation's numbers; a stored evaluation with an equal key is reused.
+
+    The checkpoint's bytes, the seed of the noise, the prepared test pixels and names (so file
+    contents, protocol and size), the diversity count, the batch size (the noise is drawn per
+    batch), the metric code and libraries, the FID/LPIPS networks and the device type.
+    """
+    return {"checkpoint": checkpoint_digest(run_dir), "seed": cfg.seed, "test_images": testset.images_digest(test),
+            "num_diversity_samples": num_diversity_samples, "batch_size": batch_size,
+            "metric_code": metric_code_digest(), "fid_network": nets.fid_label, "lpips_network": nets.lpips_label,
+            "device_type": device.type}
+
 
 def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: StepFactory,
                  device: str = "auto", batch_size: int = 16, num_diversity_samples: int = 0,
-                 cache_dir: Path = Path(".cache/images")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Evaluate a run's newest checkpoint on the test split of its own config.
+                 cache_dir: Path = Path(".cache/images"), test_root: Path | str | None = None,
+                 protocol: str = "resize", test_name: str | None = None, inception_weights: str = "off",
+                 lpips_weights: str = "off", reuse: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate a run's newest checkpoint on its own test split, or on every image under ``test_root``.
 
-    Writes ``<run_dir>/eval/per_image.csv``, ``summary.csv`` and ``summary.json`` (with provenance:
-    checkpoint step, seed, commit, device, data, VGG weights).
+    Args:
+        test_root: a folder of photos (sub-folders included) to score the run on instead of its split;
+            each photo is brought to the run's size by ``protocol`` ('resize' or 'center-crop').
+        test_name: the results folder's name under ``eval/`` (default: ``test_set_name``).
+        inception_weights / lpips_weights: 'auto' (torch hub cache if present), 'off', or a file path.
+        reuse: return the stored results when their ``evaluation_key`` matches.
+    Writes ``per_image.csv``, ``summary.csv`` and ``summary.json`` (provenance: checkpoint step, seed,
+    commit, device, test set, protocol, VGG weights, FID/LPIPS networks) into ``eval_dir``.
 
     Returns:
-        (per_image, summary): one row per (method, image); one row per method with mean and 95% CI.
-        The grayscale reference (ab = 0) is always a row of both.
+        (per_image, summary): one row per (method, image); one row per method with mean and 95% CI
+        and the set's FID (or why not). The grayscale reference (ab = 0) is always a row of both.
     """
     run_dir = Path(run_dir)
+    testset.check_protocol(protocol)
+    if test_root is None and protocol != "resize":
+        raise ValueError(f"protocol: {protocol!r} applies to a test_root folder; a run's own split is prepared "
+                         "as it was trained (resize)")
     torch_device = runtime.select_device(device)
-    cfg, step, checkpoint_step = load_trained(run_dir, config_cls, build_step, torch_device)
+    # the run's own data paths are not needed to score it on another folder
+    cfg, step, checkpoint_step = load_trained(run_dir, config_cls, build_step, torch_device,
+                                              inference_only=test_root is not None)
     runtime.seed_everything(cfg.seed)
-    _, test, data_info = load_split(cfg, cache_dir)
-    per_image = evaluate(step.colorize, test, torch_device, cfg.method, batch_size, cfg.seed,
-                         num_diversity_samples)
-    summary = summarize(per_image, cfg.num_bootstrap, cfg.seed)
-    out = run_dir / "eval"
-    out.mkdir(exist_ok=True)
+    if test_root is None:
+        _, test, data_info = load_split(cfg, cache_dir)
+        data_record = {k: v for k, v in data_info.items() if k != "skipped"}
+        test_record = {"split": "the run's own test split", "protocol": "resize", "num_images": len(test),
+                       "names_and_pixels_digest": testset.images_digest(test), **data_record}
+        out = eval_dir(run_dir)
+    else:
+        test, test_record = testset.load_test_folder(test_root, cfg.image_size, protocol)
+        data_record = test_record
+        out = eval_dir(run_dir, test_name or test_set_name(test_root, protocol))
+    nets = load_feature_nets(inception_weights, lpips_weights, torch_device)
+    key = evaluation_key(run_dir, cfg, test, num_diversity_samples, batch_size, nets, torch_device)
+    if reuse:
+        stored = _stored(out, key)
+        if stored is not None:
+            log.info("reusing %s: it scores the same checkpoint, test images, settings and metric code", out)
+            return stored
+    per_image, set_metrics = evaluate_sets(step.colorize, test, torch_device, cfg.method, batch_size, cfg.seed,
+                                           num_diversity_samples, nets, progress=cfg.progress)
+    summary = with_set_metrics(summarize(per_image, cfg.num_bootstrap, cfg.seed), set_metrics)
+    out.mkdir(parents=True, exist_ok=True)
     per_image.to_csv(out / "per_image.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     record: dict[str, Any] = {
@@ -48,33 +139,55 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
         "checkpoint_step": checkpoint_step,
         "num_diversity_samples": num_diversity_samples,
         "image_size": cfg.image_size,
-        "metric_protocol": "RGB quantised to 8 bit, PSNR/SSIM (piq, data_range=1, SSIM 11x11 Gaussian σ=1.5)",
+        "test_set": test_record,
+        "metric_protocol": METRIC_PROTOCOL,
+        "fid_network": nets.fid_label,
+        "lpips_network": nets.lpips_label,
+        "evaluation_key": key,
         "summary": json.loads(summary.to_json(orient="records")),
-        **runtime.provenance(cfg.seed, torch_device, data={k: v for k, v in data_info.items() if k != "skipped"},
-                             **step_provenance(step)),
+        **runtime.provenance(cfg.seed, torch_device, data=data_record, **step_provenance(step)),
     }
     runtime.write_json(out / "summary.json", record)
     return per_image, summary
 
 
+def _stored(out: Path, key: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if not ((out / "summary.json").is_file() and (out / "per_image.csv").is_file() and (out / "summary.csv").is_file()):
+        return None
+    try:
+        record = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("evaluation_key") != key:
+        return None
+    return pd.read_csv(out / "per_image.csv"), pd.read_csv(out / "summary.csv")
+
+
 def evaluate_or_reuse(run_dir: Path | str, config_cls: type[RunConfig], build_step: StepFactory,
                       device: str = "auto", batch_size: int = 16, num_diversity_samples: int = 0,
-                      cache_dir: Path = Path(".cache/images")) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``evaluate_run``, unless ``eval/`` already scores the newest checkpoint with the same settings."""
-    out = Path(run_dir) / "eval"
-    if (out / "summary.json").is_file() and (out / "per_image.csv").is_file():
-        record = json.loads((out / "summary.json").read_text())
-        newest = CheckpointDir(Path(run_dir) / "checkpoints").paths()
-        current = bool(newest) and int(newest[-1].stem.split("_")[1]) == record["checkpoint_step"]
-        if current and record.get("num_diversity_samples") == num_diversity_samples:
-            return pd.read_csv(out / "per_image.csv"), pd.read_csv(out / "summary.csv")
-    return evaluate_run(run_dir, config_cls, build_step, device, batch_size, num_diversity_samples, cache_dir)
+                      cache_dir: Path = Path(".cache/images"), **options: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``evaluate_run``, unless its folder already holds results with the same ``evaluation_key``.
+
+    ``options``: ``evaluate_run``'s keyword arguments (test_root, protocol, test_name, inception_weights,
+    lpips_weights).
+    """
+    return evaluate_run(run_dir, config_cls, build_step, device, batch_size, num_diversity_samples, cache_dir,
+                        reuse=True, **options)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """Plain-text table: method, PSNR and SSIM as 'mean [low, high]', image count."""
-    lines = [f"{'method':<22} {'PSNR (dB) [95% CI]':<26} {'SSIM [95% CI]':<26} images"]
+    """Plain-text table: method, PSNR and SSIM as 'mean [low, high]', CIEDE2000, CF, ΔCF, LPIPS, FID, images."""
+    has_lpips = "lpips" in summary
+    lines = [f"{'method':<22} {'PSNR (dB) [95% CI]':<26} {'SSIM [95% CI]':<26} {'ΔE00':>6} {'CF':>6} {'ΔCF':>7}"
+             + (f" {'LPIPS':>6}" if has_lpips else "") + f" {'FID':>8} images"]
     for row in summary.itertuples():
+        fid = getattr(row, "fid", None)
+        fid_text = f"{fid:8.2f}" if fid is not None and not pd.isna(fid) else f"{'n/a':>8}"
         lines.append(f"{row.method:<22} {row.psnr:7.3f} [{row.psnr_low:.3f}, {row.psnr_high:.3f}]   "
-                     f"{row.ssim:6.4f} [{row.ssim_low:.4f}, {row.ssim_high:.4f}]  {row.num_images}")
+                     f"{row.ssim:6.4f} [{row.ssim_low:.4f}, {row.ssim_high:.4f}]  {row.ciede2000:6.2f} "
+                     f"{row.colourfulness:6.2f} {row.colourfulness_gap:+7.2f}"
+                     + (f" {row.lpips:6.4f}" if has_lpips else "") + f" {fid_text} {row.num_images}")
+    notes = sorted({str(n) for n in summary.get("fid_note", []) if isinstance(n, str) and n})
+    if notes:
+        lines.append("FID: " + "; ".join(notes))
     return "\n".join(lines)

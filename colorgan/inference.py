@@ -1,4 +1,5 @@
-"""Colorize users' own photos of any size and mode, keeping their full-resolution L and their alpha."""
+"""Colorize users' own photos and folders of any size and mode, keeping their full-resolution L and their alpha
+(or, for scoring, at the model's size prepared like a test set)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorgan.color import AB_SCALE, model_to_rgb, rgb_to_lab, rgb_to_model
-from colorgan.data import ImageReadError, read_image, resize_square
-from colorgan.metrics import Colorizer
+from colorgan.color import AB_SCALE, model_to_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
+from colorgan.data import IMAGE_EXTENSIONS, ImageReadError, read_image, resize_square
+from colorgan.metrics import Colorizer, quantize
+from colorgan.testset import prepare, walk
 from colorgan.runtime import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,9 @@ BAND_PIXELS = 1 << 20  # full-resolution pixels converted at a time (~50 MB of f
 @dataclass
 class ColorizeOutcome:
     source: str
-    output: str | None  # None when the file failed
+    output: str | None  # None when the file failed or was skipped
     error: str | None = None
+    skipped: bool = False  # not an image (by extension) inside a folder: left alone, not a failure
 
 
 def colorize_image(img: Image.Image, colorize: Colorizer, size: int, device: torch.device,
@@ -94,20 +97,76 @@ def output_path(source: Path, out_dir: Path, taken: set[Path] | None = None) -> 
     return target
 
 
+def model_size_image(img: Image.Image, colorize: Colorizer, size: int, protocol: str, device: torch.device,
+                     generator: torch.Generator | None = None) -> Image.Image:
+    """Colorize at the model's size exactly as ``evaluate --protocol`` scores: photo prepared by ``protocol``.
+
+    Returns: a size x size RGB image (8-bit, as the metrics quantise it); alpha is dropped.
+    """
+    rgb8 = torch.from_numpy(prepare(img, size, protocol))[None].to(device)  # (1, 3, S, S) uint8
+    L, _ = rgb_to_model(uint8_to_float(rgb8))
+    rgb = quantize(colorize(L, generator))[0].permute(1, 2, 0)  # (S, S, 3) in [0, 1]
+    return Image.fromarray((rgb * 255).round().to(torch.uint8).cpu().numpy(), "RGB")
+
+
+def folder_jobs(inputs: list[Path], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[ColorizeOutcome]]:
+    """(source, target) for every input file and every image under every input folder, and skipped files.
+
+    A file given by name goes to ``out_dir/<stem>_color.png``. A folder is walked (sub-folders
+    included); ``photos/a/b.jpg`` goes to ``out_dir/a/b.png``, so the tree is kept and the names match
+    the ground truth's for ``colorgan score``. Files under a folder that are not images (by extension)
+    are returned as skipped outcomes, and a folder without images as a failed one.
+    """
+    jobs, skipped, taken = [], [], set()
+    for source in inputs:
+        if source.is_dir():
+            images, others = walk(source)
+            skipped += [ColorizeOutcome(str(p), None, f"not an image (extension {p.suffix or 'none'})", skipped=True)
+                        for p in others]
+            if not images:
+                skipped.append(ColorizeOutcome(str(source), None, "a folder with no images (extensions "
+                                                                  f"{', '.join(IMAGE_EXTENSIONS)}) under it"))
+            for path in images:
+                target, copy = out_dir / path.relative_to(source).with_suffix(".png"), 1
+                while target in taken:  # photo.jpg and photo.png in one folder
+                    copy += 1
+                    target = target.with_name(f"{path.stem}_{copy}.png")
+                taken.add(target)
+                jobs.append((path, target))
+        else:
+            target = output_path(source, out_dir, taken)
+            taken.add(target)
+            jobs.append((source, target))
+    return jobs, skipped
+
+
 def colorize_files(paths: list[Path], out_dir: Path, colorize: Colorizer, size: int, device: torch.device,
-                   seed: int = 0) -> list[ColorizeOutcome]:
-    """Colorize each file; a file that fails gets one outcome with the reason and the rest go on."""
+                   seed: int = 0, protocol: str | None = None, progress: bool = False) -> list[ColorizeOutcome]:
+    """Colorize each file, and every image under each folder; a file that fails gets one outcome with the
+    reason and the rest go on.
+
+    Args:
+        protocol: None: full resolution, keeping each photo's own L (``colorize_image``); 'resize' or
+            'center-crop': the model's size, prepared as ``evaluate`` prepares a test folder
+            (``model_size_image``), so ``colorgan score`` of the outputs equals ``evaluate`` on the folder.
+    Returns: one outcome per file, in order (skipped non-images included, with output None).
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"output folder {out_dir}: cannot create it ({err}); choose a writable folder") from None
+    from tqdm.auto import tqdm  # imported here: only folder runs need a bar
+
+    jobs, skipped = folder_jobs(paths, out_dir)
+    # one generator over all files, in the sorted order ``evaluate`` reads a folder: the same noise draws
     generator = torch.Generator().manual_seed(seed)
-    outcomes, taken = [], set()
-    for path in paths:
-        target = output_path(path, out_dir, taken)
-        taken.add(target)
+    outcomes = list(skipped)
+    for path, target in tqdm(jobs, desc="colorize", unit="file", disable=not progress):
         try:
-            result = colorize_image(read_image(path), colorize, size, device, generator)
+            img = read_image(path)
+            result = (colorize_image(img, colorize, size, device, generator) if protocol is None
+                      else model_size_image(img, colorize, size, protocol, device, generator))
+            target.parent.mkdir(parents=True, exist_ok=True)
             # temp file + rename: an interrupted call never leaves a torn PNG that looks finished
             atomic_write_bytes(target, lambda f: result.save(f, format="PNG"))
             outcomes.append(ColorizeOutcome(str(path), str(target)))

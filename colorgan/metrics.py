@@ -1,4 +1,5 @@
-"""PSNR/SSIM per image (piq), bootstrap intervals, diversity, and the evaluation of a colorizer.
+"""PSNR/SSIM/CIEDE2000/colourfulness/LPIPS per image, FID per set (piq), bootstrap intervals, diversity, and the
+evaluation of a colorizer.
 
 Protocol (same for every method, see ../shared/docs/baselines.md §3): prediction and ground truth are
 RGB at the evaluation size, quantised to 8 bits as a saved image would be, PSNR and SSIM with
@@ -17,11 +18,15 @@ import torch
 
 from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
 from colorgan.data import ImageSet
+from colorgan.feature_nets import FeatureNets
 
 Colorizer = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # L (B,1,H,W) -> rgb (B,3,H,W)
 GRAYSCALE = "grayscale (ab = 0)"
-# per-image columns of ``evaluate``; delta_cf = colourfulness - the ground truth's (< 0: duller than the photo)
-METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "delta_cf", "diversity")
+# per-image columns of ``evaluate`` (colourfulness_gap = prediction's minus ground truth's colourfulness, ΔCF)
+METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gt", "colourfulness_gap", "lpips", "diversity")
+METRIC_PROTOCOL = ("RGB quantised to 8 bit, PSNR/SSIM (piq, data_range=1, SSIM 11x11 Gaussian σ=1.5), "
+                   "CIEDE2000 (scikit-image), colourfulness (Hasler-Süsstrunk), LPIPS-VGG and FID (piq)")
+DIVERSITY_SEED_OFFSET = 7919  # the diversity samples' generator: seed + this, independent of the scored sample's
 
 
 def quantize(rgb: torch.Tensor) -> torch.Tensor:
@@ -103,39 +108,125 @@ def pairwise_ab_distance(rgb_samples: torch.Tensor) -> torch.Tensor:
     return torch.stack(distances).mean(dim=0)
 
 
+def frechet_distance(pred_features: torch.Tensor, target_features: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (piq's FID, float64 statistics).
+
+    Args:
+        pred_features, target_features: (N, D) and (M, D); both need more than D rows, else their
+            covariance is singular and the distance is dominated by estimation error (FID with the
+            2,048 Inception features therefore needs at least FID_MIN_IMAGES = 2,049 images per set).
+    Raises:
+        ValueError: too few rows for the feature dimension.
+    """
+    dim = pred_features.shape[1]
+    fewest = min(len(pred_features), len(target_features))
+    if fewest <= dim:
+        raise ValueError(f"a Fréchet distance on {dim} features needs at least {dim + 1} images per set; got {fewest}")
+    return float(piq.FID().compute_metric(pred_features.double(), target_features.double()))
+
+
+FID_MIN_IMAGES = 2049  # more than the Inception's 2,048 pool3 features (frechet_distance's rule)
+
+
+class Scorer:
+    """Scores batches of predictions against ground truth: the one metric path for runs and folders.
+
+    Per image: PSNR, SSIM, CIEDE2000, colourfulness of prediction and ground truth, their gap, and
+    LPIPS when ``nets.lpips`` is given. Per set: the Fréchet distance of ``nets.inception`` features.
+    """
+
+    def __init__(self, nets: FeatureNets | None = None):
+        self.nets = nets or FeatureNets()
+        self.rows: list[dict] = []
+        self._features: dict[str, list[torch.Tensor]] = {}
+        self._target_features: dict[str, torch.Tensor] = {}  # image name -> (D,), computed once per image
+
+    @torch.no_grad()
+    def add(self, method: str, names: list[str], pred: torch.Tensor, target: torch.Tensor,
+            extra: dict[str, torch.Tensor] | None = None) -> None:
+        """pred, target: (B, 3, H, W) RGB in [0, 1]; extra: more (B,) per-image columns (e.g. diversity)."""
+        pred, target = quantize(pred.float()), quantize(target.float())
+        psnr, ssim = psnr_ssim(pred, target)
+        columns = {"psnr": psnr, "ssim": ssim, "ciede2000": ciede2000(pred, target),
+                   "colourfulness": colourfulness(pred), "colourfulness_gt": colourfulness(target)}
+        columns["colourfulness_gap"] = columns["colourfulness"] - columns["colourfulness_gt"]
+        if self.nets.lpips is not None:
+            columns["lpips"] = self.nets.lpips(pred, target)
+        columns.update(extra or {})
+        columns = {k: v.detach().float().cpu() for k, v in columns.items()}
+        for i, image in enumerate(names):
+            self.rows.append({"method": method, "image": image, **{k: float(v[i]) for k, v in columns.items()}})
+        if self.nets.inception is not None:
+            self._features.setdefault(method, []).append(self.nets.inception(pred).double().cpu())
+            missing = [i for i, n in enumerate(names) if n not in self._target_features]
+            if missing:
+                feats = self.nets.inception(target[missing]).double().cpu()
+                self._target_features.update({names[i]: f for i, f in zip(missing, feats)})
+
+    def per_image(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def set_metrics(self) -> dict[str, dict]:
+        """Per method: {'fid': value or None, 'fid_note': the network's label or why there is no value}."""
+        out = {}
+        for method in dict.fromkeys(r["method"] for r in self.rows):
+            if self.nets.inception is None:
+                out[method] = {"fid": None, "fid_note": self.nets.fid_label}
+                continue
+            pred = torch.cat(self._features[method])
+            names = [r["image"] for r in self.rows if r["method"] == method]
+            target = torch.stack([self._target_features[n] for n in names])
+            try:
+                out[method] = {"fid": frechet_distance(pred, target), "fid_note": self.nets.fid_label}
+            except ValueError as err:
+                out[method] = {"fid": None, "fid_note": f"n/a ({err})"}
+        return out
+
+
 def evaluate(colorize: Colorizer, test: ImageSet, device: torch.device, method: str,
              batch_size: int = 16, seed: int = 0, num_diversity_samples: int = 0) -> pd.DataFrame:
+    """Score ``colorize`` and the grayscale reference on every test image (``evaluate_sets`` without FID)."""
+    return evaluate_sets(colorize, test, device, method, batch_size, seed, num_diversity_samples)[0]
+
+
+def evaluate_sets(colorize: Colorizer, test: ImageSet, device: torch.device, method: str,
+                  batch_size: int = 16, seed: int = 0, num_diversity_samples: int = 0,
+                  nets: FeatureNets | None = None, progress: bool = False) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Score ``colorize`` and the grayscale reference on every test image.
 
+    The scored colorization draws its noise from a generator seeded with ``seed``, the extra
+    diversity samples from a second, independent one: the scored numbers do not depend on
+    ``num_diversity_samples``.
+
     Returns:
-        One row per (method, image): columns method, image, psnr, ssim, ciede2000, colourfulness, delta_cf
-        (colourfulness minus the ground truth's), and diversity when ``num_diversity_samples`` >= 2 (the
-        grayscale row's diversity is 0 by construction).
+        (per_image, set_metrics): one row per (method, image) with ``Scorer``'s columns (and diversity when
+        ``num_diversity_samples`` >= 2; the grayscale row's diversity is 0 by construction); per method
+        the set-level FID entry of ``Scorer.set_metrics``.
     """
+    from tqdm.auto import tqdm  # imported here: only evaluation shows a bar
+
     generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for start in range(0, len(test), batch_size):
-        rgb = uint8_to_float(torch.from_numpy(np.ascontiguousarray(test.images[start:start + batch_size]))).to(device)
+    diversity_generator = torch.Generator().manual_seed(seed + DIVERSITY_SEED_OFFSET)
+    scorer = Scorer(nets)
+    for start in tqdm(range(0, len(test), batch_size), desc=f"evaluate {method}", disable=not progress, leave=False):
+        # np.array copies: a memmap slice is read-only, which torch warns about
+        rgb = uint8_to_float(torch.from_numpy(np.array(test.images[start:start + batch_size]))).to(device)
         names = test.names[start:start + batch_size]
         L, _ = rgb_to_model(rgb)
-        outputs = {method: colorize(L, generator), GRAYSCALE: gray_rgb(L)}
-        diversity = None
+        pred = colorize(L, generator)
+        extra, gray_extra = None, None
         if num_diversity_samples >= 2:
-            samples = torch.stack([outputs[method]] + [colorize(L, generator)
-                                                       for _ in range(num_diversity_samples - 1)])
-            diversity = pairwise_ab_distance(samples).cpu()
-        truth_colourfulness = colourfulness(rgb)
-        for name, pred in outputs.items():
-            psnr, ssim = psnr_ssim(pred, rgb)
-            delta_e, colourful = ciede2000(pred, rgb), colourfulness(pred)
-            for i, image in enumerate(names):
-                row = {"method": name, "image": image, "psnr": float(psnr[i]), "ssim": float(ssim[i]),
-                       "ciede2000": float(delta_e[i]), "colourfulness": float(colourful[i]),
-                       "delta_cf": float(colourful[i] - truth_colourfulness[i])}
-                if diversity is not None:
-                    row["diversity"] = float(diversity[i]) if name == method else 0.0
-                rows.append(row)
-    return pd.DataFrame(rows)
+            samples = torch.stack([pred] + [colorize(L, diversity_generator)
+                                            for _ in range(num_diversity_samples - 1)])
+            extra = {"diversity": pairwise_ab_distance(samples)}
+            gray_extra = {"diversity": torch.zeros(len(names))}
+        scorer.add(method, names, pred, rgb, extra)
+        scorer.add(GRAYSCALE, names, gray_rgb(L), rgb, gray_extra)
+    per_image = scorer.per_image()
+    # rows grouped by method (all of the method's images, then the grayscale reference's)
+    per_image = pd.concat([per_image[per_image.method == method], per_image[per_image.method == GRAYSCALE]],
+                          ignore_index=True)
+    return per_image, scorer.set_metrics()
 
 
 def summarize(per_image: pd.DataFrame, num_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -149,3 +240,9 @@ def summarize(per_image: pd.DataFrame, num_resamples: int = 1000, seed: int = 0)
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def with_set_metrics(summary: pd.DataFrame, set_metrics: dict[str, dict]) -> pd.DataFrame:
+    """``summary`` with each method's FID and its note as columns."""
+    return summary.assign(fid=[set_metrics.get(m, {}).get("fid") for m in summary.method],
+                          fid_note=[set_metrics.get(m, {}).get("fid_note", "") for m in summary.method])

@@ -21,7 +21,7 @@ from colorgan import runtime
 from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
 from colorgan.config import DataConfig, RunConfig
 from colorgan.data import ImageSet, load_split
-from colorgan.evaluate import evaluate_or_reuse
+from colorgan.evaluate import eval_dir, evaluate_or_reuse, test_set_name
 from colorgan.metrics import GRAYSCALE, bootstrap_ci
 from colorgan.train import StepFactory, load_trained
 
@@ -223,14 +223,22 @@ def run_note(run_dir: Path | str) -> str:
 # -------------------------------------------------------------------------------------- Table 1
 
 
-def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0, device: str = "auto"
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Evaluate every run (or reuse its evaluation) on the shared test split.
+def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0, device: str = "auto",
+           external_runs: list[str] | None = None, test_root: str = "", protocol: str = "resize",
+           inception_weights: str = "auto", lpips_weights: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate every run (or reuse its evaluation) on the shared test split, and add external outputs.
 
+    Args:
+        test_root / protocol: score the runs on this folder of photos (``evaluate_run``'s test_root) instead
+            of their own test split.
+        external_runs: folders written by ``colorgan score`` (another tool's outputs scored with the same
+            metric code); each becomes a row with its provenance.
+        inception_weights / lpips_weights: 'auto' (torch hub cache if present), 'off', or a file path.
     Returns:
         (table, per_image): table has one row per method plus the grayscale reference, with PSNR and
-        SSIM means and 95% bootstrap intervals, our provenance (steps, VGG weights) and, in separate
-        columns labelled 'paper', the published numbers.
+        SSIM means and 95% bootstrap intervals, CIEDE2000, colourfulness and its gap to the ground
+        truth (ΔCF), LPIPS and FID (or why they are n/a), our provenance (steps, VGG weights) and, in
+        separate columns labelled 'paper', the published numbers.
     """
     records = [read_run(run_dir) for run_dir in run_dirs]
     sizes = {record["run_dir"]: record["config"]["image_size"] for record in records}
@@ -241,8 +249,15 @@ def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0
     for run_dir, record in zip(run_dirs, records):
         method = record["config"]["method"]
         config_cls, build_step = methods[method]
-        per_image, _ = evaluate_or_reuse(run_dir, config_cls, build_step, device,
-                                         num_diversity_samples=num_diversity_samples if method == "colorgan" else 0)
+        per_image, summary = evaluate_or_reuse(
+            run_dir, config_cls, build_step, device,
+            num_diversity_samples=num_diversity_samples if method == "colorgan" else 0,
+            inception_weights=inception_weights, lpips_weights=lpips_weights,
+            **({"test_root": test_root, "protocol": protocol} if test_root else {}))
+        record = read_run(run_dir)
+        if test_root:  # the evaluation's summary.json as just written or reused
+            folder = eval_dir(run_dir, test_set_name(test_root, protocol))
+            record["eval"] = json.loads((folder / "summary.json").read_text())
         names = sorted(per_image.loc[per_image.method == method, "image"])
         if test_names is not None and names != test_names:
             raise ValueError(f"{run_dir} was evaluated on other test images than {run_dirs[0]}; Table 1 needs "
@@ -253,29 +268,86 @@ def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0
         seed = record["config"]["seed"]
         num_resamples = record["config"].get("num_bootstrap", 1000)
         for name, group in kept.groupby("method", sort=False):
-            rows.append(_table_row(name, group, record, seed, num_resamples))
+            rows.append(_table_row(name, group, record, seed, num_resamples, _set_entry(summary, name)))
+    test_stems = sorted(_stem(n) for n in test_names or [])
+    for folder in external_runs or []:
+        record, per_image, summary = read_score(folder)
+        name = record["method"]
+        note = record["provenance"]
+        if sorted(_stem(n) for n in per_image.image) != test_stems:
+            note += "; NOT the runs' test images (other or fewer files), so not comparable row by row"
+        external = {"run_dir": str(folder), "config": {}, "provenance": {"notes": note}, "finished": None,
+                    "eval": record, "external": True}
+        per_image_all.append(per_image.assign(run_dir=str(folder)))
+        rows.append(_table_row(name, per_image, external, 0, 1000, _set_entry(summary, name)))
     table = pd.DataFrame(rows)
     order = {name: i for i, name in enumerate(["ColorGAN", "ChromaGAN", "ColTran", GRAYSCALE])}
-    table = table.sort_values("Method", key=lambda s: s.map(lambda m: order.get(m, 99))).reset_index(drop=True)
+    table = table.sort_values("Method", key=lambda s: s.map(lambda m: order.get(m, 50))).reset_index(drop=True)
     return table, pd.concat(per_image_all, ignore_index=True)
 
 
-def _table_row(method: str, group: pd.DataFrame, record: dict, seed: int, num_resamples: int) -> dict[str, Any]:
+def read_score(folder: Path | str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """A ``colorgan score`` results folder: (summary.json record, per-image metrics, summary)."""
+    folder = Path(folder)
+    paths = [folder / "summary.json", folder / "per_image.csv", folder / "summary.csv"]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"external_runs: {folder} lacks {missing}; give folders written by "
+                                "`colorgan score PRED_DIR GT_DIR -o FOLDER`")
+    return json.loads(paths[0].read_text()), pd.read_csv(paths[1]), pd.read_csv(paths[2])
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in Path(name).name else name
+
+
+def _set_entry(summary: pd.DataFrame, method: str) -> dict[str, Any]:
+    """A method's FID and FID note from an evaluation summary (older summaries have neither)."""
+    rows = summary[summary.method == method]
+    if rows.empty or "fid" not in rows:
+        return {"fid": None, "fid_note": "n/a (evaluated before FID existed)"}
+    fid, note = rows.fid.iloc[0], rows.get("fid_note", pd.Series([""])).iloc[0]
+    return {"fid": None if pd.isna(fid) else float(fid), "fid_note": "" if pd.isna(note) else str(note)}
+
+
+def _metric_cell(group: pd.DataFrame, column: str, digits: int, missing: str) -> Any:
+    return round(float(group[column].mean()), digits) if column in group and group[column].notna().all() else missing
+
+
+def _table_row(method: str, group: pd.DataFrame, record: dict, seed: int, num_resamples: int,
+               set_entry: dict[str, Any] | None = None) -> dict[str, Any]:
     psnr, psnr_low, psnr_high = bootstrap_ci(group.psnr.to_numpy(), num_resamples, seed)
     ssim, ssim_low, ssim_high = bootstrap_ci(group.ssim.to_numpy(), num_resamples, seed)
     is_reference = method == GRAYSCALE
-    paper_psnr, paper_ssim = PAPER_TABLE1.get(method, (None, None))
+    is_external = bool(record.get("external"))
+    paper_psnr, paper_ssim = (None, None) if is_external else PAPER_TABLE1.get(method, (None, None))
     provenance = record["provenance"] or {}
     finished = record["finished"] or {}
+    evaluation = record.get("eval") or {}
+    set_entry = set_entry or {"fid": None, "fid_note": "n/a"}
+    fid_note = set_entry.get("fid_note") or "n/a"
+    if set_entry.get("fid") is not None:
+        # a substitute feature network's distance is not FID: the label says so beside the number
+        fid = round(set_entry["fid"], 2) if "pytorch-fid" in fid_note else f"{set_entry['fid']:.2f} ({fid_note})"
+    else:
+        fid = fid_note if fid_note.startswith("n/a") else f"n/a ({fid_note})"
+    lpips_note = evaluation.get("lpips_network", "n/a (no LPIPS weights)")
+    has_colour = "colourfulness_gt" in group
+    steps = "—" if is_reference or is_external else finished.get("step", evaluation.get("checkpoint_step"))
     return {
         "Method": METHOD_NAMES.get(method, method),
         "PSNR (dB)": round(psnr, 3),
         "PSNR 95% CI": f"[{psnr_low:.3f}, {psnr_high:.3f}]",
         "SSIM": round(ssim, 4),
         "SSIM 95% CI": f"[{ssim_low:.4f}, {ssim_high:.4f}]",
+        "CIEDE2000": _metric_cell(group, "ciede2000", 2, "n/a"),
+        "colourfulness": _metric_cell(group, "colourfulness", 2, "n/a"),
+        "ΔCF vs ground truth": _metric_cell(group, "colourfulness_gap", 2, "n/a") if has_colour else "n/a",
+        "LPIPS": _metric_cell(group, "lpips", 4, lpips_note if lpips_note.startswith("n/a") else "n/a"),
+        "FID": fid,
         "test images": len(group),
-        "steps": "—" if is_reference else finished.get("step", record["eval"] and record["eval"]["checkpoint_step"]),
-        "VGG weights": "—" if is_reference else provenance.get("vgg_weights", "n/a"),
+        "steps": steps,
+        "VGG weights": "—" if is_reference or is_external else provenance.get("vgg_weights", "n/a"),
         "notes": "reference: input L with ab = 0" if is_reference else provenance.get("notes", ""),
         "paper PSNR (published)": paper_psnr,
         "paper SSIM (published)": paper_ssim,

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 
-STUDY_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "delta_cf", "diversity")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False, "colourfulness": True, "delta_cf": True,
-                    "diversity": True}
+STUDY_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gap", "diversity")
+# the metrics a claim 'A beats B' can be about (the colourfulness gap is signed: neither end is better)
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False, "colourfulness": True, "diversity": True}
 VERDICTS = ("supported", "contradicted", "inconclusive at this scale")
 # ColTran returns RGB, so its luminance errors count against it alone; this row pastes the input L back, as
 # ColorGAN and ChromaGAN do by construction

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 VAL_LOG = "val.jsonl"
 BEST_CHECKPOINT = "best_val.pt"
-VAL_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "delta_cf")
+VAL_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gap")
 
 
 class Validator:

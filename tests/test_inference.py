@@ -59,7 +59,7 @@ def test_bad_input_corpus_through_colorize(tiny_run: Path, tmp_path: Path, capsy
 
     assert code == 1  # some files failed
     refusals = {c.path: c.reason for c in cases.values() if c.reason} | {missing: "no such file",
-                                                                        folder: "not a file"}
+                                                                        folder: "a folder with no images"}
     assert len(failed) == len(refusals), failed
     for path, reason in refusals.items():
         lines = [line for line in failed if line.startswith(f"failed: {path}: ")]
