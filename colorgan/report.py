@@ -344,9 +344,11 @@ class Html(str):
         return str(self)
 
 
-def html_table(table: pd.DataFrame, caption: str = "") -> Html:
-    """A DataFrame as a readable HTML table: no index column, numbers and intervals right-aligned, long
-    text wrapped, inside a box that scrolls sideways by itself when the table is wider than the page."""
+def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...] = ("notes",)) -> Html:
+    """A DataFrame as a readable HTML table: no index column, numbers right-aligned with their intervals
+    under them (a column 'X 95% CI' joins the column before it whose name starts with X), text in the
+    ``footnotes`` columns as numbered notes below the table, other text wrapped; all inside a box that
+    scrolls sideways by itself if the table is still wider than the page."""
     import html
     import re
 
@@ -355,12 +357,29 @@ def html_table(table: pd.DataFrame, caption: str = "") -> Html:
             return ""
         return str(value)
 
+    table = table.copy()
+    for column in [c for c in table.columns if str(c).endswith(" 95% CI")]:
+        base = str(column)[: -len(" 95% CI")]
+        before = list(table.columns)[: list(table.columns).index(column)]
+        owner = next((c for c in reversed(before) if str(c) == base or str(c).startswith(base + " ")), None)
+        if owner is not None:
+            table[owner] = [f"{cell(v)} {cell(ci)}".strip() for v, ci in zip(table[owner], table[column])]
+            table = table.drop(columns=column)
+    notes: list[str] = []
+    for column in [c for c in footnotes if c in table.columns]:
+        marks = []
+        for text in table[column].map(cell):
+            if text:
+                notes.append(text)
+            marks.append(f"[{len(notes)}]" if text else "")
+        table[column] = marks
     columns = list(table.columns)
     cells = [[cell(v) for v in row] for row in table.itertuples(index=False)]
     numeric = [all(re.match(_NUMERIC, row[i]) or row[i] in ("", "—") for row in cells) and
                any(row[i] not in ("", "—") for row in cells) for i in range(len(columns))]
     head = "".join(f'<th class="{"num" if numeric[i] else "text"}">{html.escape(str(c))}</th>'
                    for i, c in enumerate(columns))
+
     def shown(value: str, is_number: bool) -> str:
         # 'mean [low, high]': the interval goes on its own line under its number, so columns stay narrow
         value, _, interval = value.partition(" [") if is_number else (value, "", "")
@@ -369,8 +388,10 @@ def html_table(table: pd.DataFrame, caption: str = "") -> Html:
     body = "".join("<tr>" + "".join(f'<td class="{"num" if numeric[i] else "text"}">{shown(v, numeric[i])}</td>'
                                     for i, v in enumerate(row)) + "</tr>" for row in cells)
     title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    notes_html = ("<ol class=\"table-notes\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ol>"
+                  if notes else "")
     return Html(f'<div class="report-table"><table>{title}<thead><tr>{head}</tr></thead>'
-                f"<tbody>{body}</tbody></table></div>")
+                f"<tbody>{body}</tbody></table></div>{notes_html}")
 
 
 def ran_with(cfg: Any) -> Html:

@@ -207,3 +207,58 @@ def test_run_report_keeps_the_dirty_mark(tmp_path):
     (run / "provenance.json").write_text(json.dumps({"git_commit": "240043b065ec7c10a4e29a82e7921b0c36f1820c-dirty"}))
     assert report.run_report([str(run)])["git commit"][0] == "240043b065ec-dirty"
     assert report.short_commit("240043b065ec7c10a4e29a82e7921b0c36f1820c") == "240043b065ec"
+
+
+def _table1_csv(folder: Path) -> None:
+    pd.DataFrame([
+        {"Method": "ColorGAN", "PSNR (dB)": 21.5, "PSNR 95% CI": "[21.000, 22.000]", "SSIM": 0.9,
+         "SSIM 95% CI": "[0.8900, 0.9100]", "test images": 10, "steps": 120, "VGG weights": "random(seed=0)",
+         "notes": "", "paper PSNR (published)": 24.333, "paper SSIM (published)": 0.938},
+        {"Method": "grayscale (ab = 0)", "PSNR (dB)": 20.0, "PSNR 95% CI": "[19.000, 21.000]", "SSIM": 0.88,
+         "SSIM 95% CI": "[0.8700, 0.8900]", "test images": 10, "steps": "—", "VGG weights": "—",
+         "notes": "reference: input L with ab = 0", "paper PSNR (published)": None, "paper SSIM (published)": None},
+    ]).to_csv(folder / "table1.csv", index=False)
+
+
+def test_html_table_reads_like_a_report():
+    table = pd.DataFrame({"Method": ["ColorGAN"], "PSNR (dB)": [21.5], "PSNR 95% CI": ["[21.000, 22.000]"],
+                          "notes": ["a long note " * 10]})
+    html = report.html_table(table)
+    assert "<th" in html and "index" not in html and ">0<" not in html  # no pandas index column
+    assert '<td class="num">21.5<span class="ci">[21.000, 22.000]</span></td>' in html  # interval under it
+    assert "PSNR 95% CI" not in html
+    assert '<td class="num">[1]</td>' in html and '<ol class="table-notes"><li>a long note' in html
+    assert html.startswith('<div class="report-table">')  # the box that scrolls on its own
+
+
+def test_front_page_answers_from_the_results_folder(tmp_path):
+    assert report.headline(tmp_path) == ""  # nothing there yet: nothing claimed
+    _table1_csv(tmp_path)
+    pd.DataFrame([{"claim": "The noise branch adds diversity", "evidence": "diversity: +0.1 [0.05, 0.2]",
+                   "verdict": "holds"}]).to_csv(tmp_path / "study_verdicts.csv", index=False)
+    (tmp_path / "stages.json").write_text(json.dumps({"train_colorgan": {"seconds": 90.0}}))
+    page = report.headline(tmp_path)
+    assert "21.50" in page and "24.333" in page and "+1.50" in page  # ours, the paper's, Δ vs grayscale
+    assert "The noise branch adds diversity" in page and "holds" in page
+    assert "1.5 min" in page
+    p = pipeline.plan("smoke", METHODS, results_root=tmp_path / "results")
+    p.out_dir.mkdir(parents=True)
+    _table1_csv(p.out_dir)
+    intro = pipeline.intro_page(p)
+    assert "Not comparable with the paper" in intro and "24.333" in intro and "21.50" in intro
+    assert "copies" not in intro  # the paper does not say how it got the baselines' numbers
+    assert 'copyright: "2026"' in pipeline.BOOK_CONFIG and "colorgan-repro contributors" in pipeline.BOOK_CONFIG
+
+
+def test_ran_with_shows_what_changed_and_keeps_the_rest_folded():
+    from colorgan.config import Table1Config
+
+    html = report.ran_with(Table1Config(run_dirs=["runs/a"], num_fig2_images=2))
+    shown, folded = html.split("<details>")
+    assert "num_fig2_images" in shown and "device" not in shown and "device" in folded
+    assert "2 of 6 parameters changed" in shown
+
+
+def test_missing_runs_say_which_notebooks_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"run book/train_\*\.ipynb first"):
+        report.require_runs([str(tmp_path / "runs" / "colorgan")])

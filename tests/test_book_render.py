@@ -36,6 +36,18 @@ def require_browser() -> None:
     pytest.skip(reason)
 
 
+def save_full_page(driver, path: Path, max_height: int = 16000) -> None:
+    """A screenshot of the whole page, not only the window (Chrome DevTools' beyond-viewport capture)."""
+    import base64
+
+    width, height = driver.execute_script("return [document.documentElement.clientWidth, "
+                                          "document.documentElement.scrollHeight]")
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, max_height), "scale": 1}})
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
 @pytest.fixture(scope="module")
 def book(tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("results")
@@ -109,7 +121,8 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     wait = WebDriverWait(driver, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
     html = book / "html-build" / "_build" / "html"
-    pages = sorted(p.name for p in html.glob("*.html") if p.name not in ("genindex.html", "search.html"))
+    # every page of the book (index.html only redirects to intro.html; the index and search pages are Sphinx's)
+    pages = sorted(p.name for p in html.glob("*.html") if p.name not in ("genindex.html", "search.html", "index.html"))
     chapters = {"intro.html", "data.html", "table1.html", "report.html"} | {f"train_{m}.html" for m in METHODS}
     assert chapters <= set(pages), pages
     problems = []
@@ -140,7 +153,7 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
                 remote = driver.execute_script(
                     "return performance.getEntriesByType('resource').map(e => e.name)"
                     ".filter(n => !n.startsWith('file:') && !n.startsWith('data:'))")
-                driver.save_screenshot(str(shots / f"{page[:-5]}-{label}.png"))
+                save_full_page(driver, shots / f"{page[:-5]}-{label}.png")
                 if broken:
                     problems.append(f"{page} at {width} px: images that did not load: {broken}")
                 if overflow > 1:
@@ -151,10 +164,12 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
                     problems.append(f"{page} at {width} px: fetched {remote}")
         # a code toggle opens: the code is hidden, not removed
         driver.get((html / "table1.html").as_uri())
-        toggle = driver.find_element(By.CSS_SELECTOR, "details.hide summary")
-        driver.execute_script("arguments[0].scrollIntoView(); arguments[0].click()", toggle)
-        assert any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, ".cell_input"))
-        headers = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".report-table thead th:first-child")]
+        toggle = driver.find_element(By.CSS_SELECTOR, "details.hide.above-input > summary")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", toggle)
+        toggle.click()
+        wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".cell_input")))
+        headers = [e.get_attribute("textContent").strip()
+                   for e in driver.find_elements(By.CSS_SELECTOR, ".report-table thead th:first-child")]
         assert headers and all(headers), f"a table starts with an unnamed (index) column: {headers}"
     finally:
         driver.quit()
