@@ -498,10 +498,10 @@ def delta_chart(table: pd.DataFrame, higher_is_better: dict[str, bool] | None = 
     for ax, metric in zip(axes[0], metrics):
         r = rows[rows.metric == metric]
         y = np.arange(len(r))
-        errors = np.array([r.diff_vs_full - r.diff_low, r.diff_high - r.diff_vs_full])
-        colours = ["tab:red" if s else "tab:gray" for s in r.significant]
-        ax.errorbar(r.diff_vs_full, y, xerr=errors, fmt="none", ecolor=colours, capsize=3)
-        ax.scatter(r.diff_vs_full, y, c=colours, s=14, zorder=3)
+        significant = r.significant.astype(object).fillna(False).astype(bool)  # a CSV round trip gives objects
+        for yi, (diff, low, high, mark) in enumerate(zip(r.diff_vs_full, r.diff_low, r.diff_high, significant)):
+            colour = "tab:red" if mark else "tab:gray"
+            ax.errorbar([diff], [yi], xerr=[[diff - low], [high - diff]], fmt="o", ms=4, color=colour, capsize=3)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, r.variant, fontsize=7)
         better = (higher_is_better or {}).get(metric)

@@ -262,3 +262,18 @@ def test_ran_with_shows_what_changed_and_keeps_the_rest_folded():
 def test_missing_runs_say_which_notebooks_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"run book/train_\*\.ipynb first"):
         report.require_runs([str(tmp_path / "runs" / "colorgan")])
+
+
+def test_ablation_delta_chart_draws_each_interval(tmp_path):
+    from colorgan.ablation import HIGHER_IS_BETTER
+
+    rows = [{"variant": "full", "metric": "psnr", "mean": 20.0, "low": 19.0, "high": 21.0, "seeds": 2}]
+    rows += [{"variant": v, "metric": "psnr", "mean": 19.0, "low": 18.0, "high": 20.0, "seeds": 2, "diff_vs_full": d,
+              "diff_low": d - 0.5, "diff_high": d + 0.5, "significant": abs(d) > 0.5} for v, d in (("no_ls", -1.0),
+                                                                                                   ("no_l1", 0.2))]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    fig = report.delta_chart(pd.read_csv(tmp_path / "t.csv"), HIGHER_IS_BETTER)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["no_ls", "no_l1"]
+    assert "Δpsnr vs full (↑ better)" == ax.get_title()
+    fig.savefig(tmp_path / "deltas.png")
