@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,13 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
         driver.quit()
     assert not problems, "\n".join(problems)
     assert len(list(shots.glob("*.png"))) == 2 * len(pages)
+
+
+def test_a_missing_browser_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but no browser"):
+        require_browser()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        require_browser()
