@@ -358,14 +358,15 @@ def intro_page(p: Plan) -> str:
     the grayscale row and the paper, verdicts, time and machine), its caveats, then the paper in brief."""
     from colorgan.report import comparability_note, headline
 
-    if "train_colorgan" in p.params:
-        config = ColorGANConfig.from_params(p.params["train_colorgan"]).to_dict()
-    else:  # the ablation study: every variant shares the base config's protocol
-        config = ColorGANConfig.from_params(p.params["ablations"]["base"]).to_dict()
+    # the ColorGAN run's protocol; an experiment of variants (ablations, a study) shares its base config's
+    params = p.params.get("train_colorgan") or next(
+        (v["base"] for v in p.params.values() if isinstance(v.get("base"), dict)), None)
+    note = (comparability_note(ColorGANConfig.from_params(params).to_dict()) if params is not None else
+            "Each chapter says how its runs differ from the paper's protocol.")
     figures = [f"```{{figure}} {name}\n:width: 100%\n:alt: {caption}\n\n{caption} (click to enlarge)\n```\n"
                for name, caption in FRONT_FIGURES.items() if (p.out_dir / name).is_file()]
     return (BOOK_SOURCES / "intro.md").read_text().format(
-        profile=p.profile, comparability=comparability_note(config),
+        profile=p.profile, comparability=note,
         headline=headline(p.out_dir) or "*No results in this folder yet.*", figures="\n".join(figures))
 
 

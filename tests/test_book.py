@@ -247,6 +247,8 @@ def test_front_page_answers_from_the_results_folder(tmp_path):
     intro = pipeline.intro_page(p)
     assert "Not comparable with the paper" in intro and "24.333" in intro and "21.50" in intro
     assert "copies" not in intro  # the paper does not say how it got the baselines' numbers
+    ablations = pipeline.plan("smoke", METHODS, results_root=tmp_path / "results", kind="ablations")
+    assert "Not comparable with the paper" in pipeline.intro_page(ablations)  # from the variants' base config
     assert 'copyright: "2026"' in pipeline.BOOK_CONFIG and "colorgan-repro contributors" in pipeline.BOOK_CONFIG
 
 
