@@ -532,14 +532,14 @@ def gallery(run_dirs: list[str], methods: Methods, per_image: pd.DataFrame, num_
         picks = [("worst", r) for r in ranked.head(num_images).itertuples()]
         picks += [("best", r) for r in ranked.tail(num_images)[::-1].itertuples()]
         index = {name: i for i, name in enumerate(test.names)}
+        rgb = uint8_to_float(torch.from_numpy(np.ascontiguousarray(test.images[[index[r.image] for _, r in picks]])))
+        L, _ = rgb_to_model(rgb.to(torch_device))  # (2k, 1, H, W): one colorize call per method
+        outputs = step.colorize(L, torch.Generator().manual_seed(seed))
         for col, (kind, r) in enumerate(picks):
-            rgb = uint8_to_float(torch.from_numpy(np.ascontiguousarray(test.images[[index[r.image]]])))
-            L, _ = rgb_to_model(rgb.to(torch_device))
-            output = step.colorize(L, torch.Generator().manual_seed(seed))[0]
             top, bottom = axes[2 * row, col], axes[2 * row + 1, col]
-            top.imshow(_to_hwc(output), interpolation="nearest")
+            top.imshow(_to_hwc(outputs[col]), interpolation="nearest")
             top.set_title(f"{METHOD_NAMES.get(method, method)} {kind}: {r.psnr:.1f} dB\n{r.image[:28]}", fontsize=7)
-            bottom.imshow(_to_hwc(rgb[0]), interpolation="nearest")
+            bottom.imshow(_to_hwc(rgb[col]), interpolation="nearest")
             bottom.set_title("ground truth", fontsize=7)
     return finish(fig)
 

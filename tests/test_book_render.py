@@ -169,6 +169,8 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", toggle)
         toggle.click()
         wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".cell_input")))
+        # figures open at full resolution on a click (Fig. 2, the gallery, curves, distributions)
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".cell_output a.image-reference > img")) >= 4
         headers = [e.get_attribute("textContent").strip()
                    for e in driver.find_elements(By.CSS_SELECTOR, ".report-table thead th:first-child")]
         assert headers and all(headers), f"a table starts with an unnamed (index) column: {headers}"
