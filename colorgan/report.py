@@ -355,9 +355,16 @@ def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...
     def cell(value: Any) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return ""
+        if isinstance(value, (float, np.floating)):
+            return f"{round(float(value), 4):g}"  # 4 decimals at most: 19.285354 -> 19.2854
         return str(value)
 
     table = table.copy()
+    for column in [c for c in table.columns if f"{c}_low" in table.columns and f"{c}_high" in table.columns]:
+        # an evaluation summary's 'psnr', 'psnr_low', 'psnr_high' -> 'psnr' = 'mean [low, high]'
+        table[column] = [f"{cell(v)} [{cell(lo)}, {cell(hi)}]" if cell(lo) else cell(v)
+                         for v, lo, hi in zip(table[column], table[f"{column}_low"], table[f"{column}_high"])]
+        table = table.drop(columns=[f"{column}_low", f"{column}_high"])
     for column in [c for c in table.columns if str(c).endswith(" 95% CI")]:
         base = str(column)[: -len(" 95% CI")]
         before = list(table.columns)[: list(table.columns).index(column)]

@@ -229,6 +229,9 @@ def test_html_table_reads_like_a_report():
     assert "PSNR 95% CI" not in html
     assert '<td class="num">[1]</td>' in html and '<ol class="table-notes"><li>a long note' in html
     assert html.startswith('<div class="report-table">')  # the box that scrolls on its own
+    summary = pd.DataFrame({"method": ["colorgan"], "psnr": [19.285354445962344], "psnr_low": [18.9337033594355],
+                            "psnr_high": [19.605527615547178]})
+    assert '<td class="num">19.2854<span class="ci">[18.9337, 19.6055]</span></td>' in report.html_table(summary)
 
 
 def test_front_page_answers_from_the_results_folder(tmp_path):
