@@ -195,3 +195,18 @@ def test_a_missing_browser_fails_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception):
         require_browser()
+
+
+@pytest.mark.slow
+def test_a_build_warning_fails_the_book(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    p = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    (p.out_dir / "notebooks").mkdir(parents=True)
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# Data\n\n![a figure](missing.png)")],
+                                metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                         "language": "python"}}),
+                   p.out_dir / "notebooks" / "data.ipynb")
+    with pytest.raises(RuntimeError, match="missing.png"):
+        pipeline.build_book(p)
