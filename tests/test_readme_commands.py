@@ -94,6 +94,8 @@ def check_colorgan(words: list[str], clone: Path) -> None:
     elif args.command in ("evaluate", "colorize"):
         for run_dir in getattr(args, "run_dirs", None) or [args.run]:
             assert cli.run_method(run_dir) == "colorgan"
+    elif args.command == "score":  # the README's folders are the reader's own: the flags must parse and make sense
+        assert args.pred_dir != args.gt_dir and args.protocol in ("resize", "center-crop")
     else:
         raise AssertionError(f"no check for `colorgan {args.command}`")
 
@@ -119,5 +121,14 @@ def test_readme_command(command, clone, tmp_path, monkeypatch):
         environment = yaml.safe_load((REPO / "environment.yml").read_text())
         assert words[1:4] == ["env", "create", "-f"] and (REPO / words[4]).is_file()
         assert words[words.index("activate") + 1] == environment["name"]  # creating an env is not cheap: not run
+    elif words[0] in ("mkdir", "curl"):  # fetching weights on a machine with internet access: not run here
+        import torch
+
+        if words[0] == "mkdir":  # the folder the README names is torch's default hub cache, which the loaders read
+            monkeypatch.delenv("TORCH_HOME", raising=False)
+            monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+            assert Path(words[2]).expanduser() == Path(torch.hub.get_dir()) / "checkpoints"
+        else:
+            assert words[1] == "-LO"
     else:
         raise AssertionError(f"the README command {command!r} is of a kind this test does not check; add a check")
