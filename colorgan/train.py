@@ -116,12 +116,12 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
         truncate_metrics(metrics_path, start_step)
     for module in step.modules().values():
         module.to(device).train()
-    if ctx.enabled:
-        distribute = getattr(step, "distribute", None)
-        if not callable(distribute):
-            raise ValueError(f"{cfg.method}: its training step has no distribute(), so it trains in one "
-                             "process only; run it without torchrun")
+    distribute = getattr(step, "distribute", None)
+    if ctx.enabled and callable(distribute):
         distribute(ctx)
+    elif ctx.world_size > 1:  # one process under torchrun trains as without it
+        raise ValueError(f"{cfg.method}: its training step has no distribute(), so it trains in one "
+                         "process only; run it without torchrun")
     pin = device.type == "cuda"
     data = batches(train.images, cfg.batch_size, cfg.seed, start_step, cfg.flip, rank=ctx.rank,
                    world_size=ctx.world_size, pin_memory=pin)

@@ -14,7 +14,7 @@ from colorgan.train import train, train_or_reuse
 
 TINY = {"image_size": 32, "num_sample_crops": 16, "batch_size": 4, "num_steps": 6, "checkpoint_every": 3,
         "log_every": 1, "gen_width": 8, "gen_max_width": 32, "noise_channels": 4, "noise_width": 16,
-        "noise_layers": 2, "disc_width": 8, "disc_layers": 2, "amp": "off", "num_bootstrap": 200}
+        "noise_layers": 2, "disc_width": 8, "disc_layers": 2, "vgg_layer": "relu2_2", "amp": "off", "num_bootstrap": 200}
 
 
 def write_output(output: Path) -> None:
