@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from baselines.chromagan import ChromaGANConfig, ChromaGANStep
 from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
-from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig
+from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import StepFactory
 
@@ -107,6 +107,11 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                                 "writes results/bench/<device>.json and .md")
     bench.add_argument("--params", help="JSON object of BenchConfig fields (flags override it)")
     add_config_flags(bench, BenchConfig)
+
+    gpu_check = commands.add_parser("gpu-check", help="correctness of every speed switch, method and DDP + resume, "
+                                    "then the bench; writes results/gpu-check/<device>.{json,md} (--tiny: CPU, CI)")
+    gpu_check.add_argument("--params", help="JSON object of GpuCheckConfig fields (flags override it)")
+    add_config_flags(gpu_check, GpuCheckConfig)
     return parser
 
 
@@ -288,6 +293,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from colorgan.gpu_check import format_markdown, run_gpu_check, write_report
+
+    cfg = config_from_args(GpuCheckConfig, args)
+    record = run_gpu_check(cfg, METHODS)
+    json_path, md_path = write_report(record, cfg)
+    print(format_markdown(record))
+    print(f"wrote {json_path} and {md_path}")
+    return 0 if record["ok"] else 1
+
+
+COMMANDS = {"gpu-check": cmd_gpu_check, "train": cmd_train, "evaluate": cmd_evaluate, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
             "data-voc": cmd_data_voc}
