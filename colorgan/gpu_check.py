@@ -25,6 +25,7 @@ import datetime
 import json
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -97,18 +98,25 @@ def run_gpu_check(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig],
                                                                    f"(time_budget_minutes={cfg.time_budget_minutes})"}
                 continue
             log.info("gpu-check: %s", name)
-            begun = time.monotonic()
+            begun, cpu_begun = time.monotonic(), cpu_seconds()
             try:
                 result = section()
             except Exception as err:  # one broken section must not hide the others' results
                 log.exception("gpu-check: %s failed", name)
                 result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
             result["seconds"] = time.monotonic() - begun
+            result["cpu_seconds"] = cpu_seconds() - cpu_begun  # this process and its finished children
             record["sections"][name] = result
     record["seconds"] = time.monotonic() - started
     checked = [s["ok"] for s in record["sections"].values() if s.get("ok") is not None]
     record["ok"] = bool(checked) and all(checked)
     return record
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its waited-for children (torchrun)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 # ---------------------------------------------------------------------------------------- sections
@@ -359,7 +367,7 @@ def format_markdown(record: dict[str, Any]) -> str:
              f"torch {record['versions'].get('torch')}; {record['created']}",
              f"- workload: {c['image_size']}x{c['image_size']}, batch {c['batch_size']}, {c['num_steps']} steps per run", ""]
     for name, section in sections.items():
-        head = f"## {name}: {'skipped' if 'skipped' in section else _mark(section.get('ok'))}" + (f" ({section['seconds']:.0f} s)" if "seconds" in section else "")
+        head = f"## {name}: {'skipped' if 'skipped' in section else _mark(section.get('ok'))}" + (f" ({section['seconds']:.0f} s, {section['cpu_seconds']:.0f} CPU s)" if "seconds" in section else "")
         lines += [head, ""]
         if "skipped" in section or "error" in section:
             lines += [f"{section.get('skipped') or section.get('error')}", ""]

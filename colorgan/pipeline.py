@@ -302,7 +302,7 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
         started = time.monotonic()
         log.debug("stage %s: running %s", stage.name, output)
         emit(Event(stage.name, "start"))
-        run_dir = Path(REPO_ROOT / p.params[stage.name]["run_dir"]) if "run_dir" in p.params[stage.name] else None
+        run_dir = REPO_ROOT / p.params[stage.name]["run_dir"] if "run_dir" in p.params[stage.name] else None
         with StageWatcher(stage.name, output, run_dir, emit, poll_seconds):
             if nproc and nproc.get(stage.name, 1) > 1:
                 train_with_torchrun(stage.name.removeprefix("train_"), p.params[stage.name], nproc[stage.name],

@@ -16,7 +16,7 @@ def test_tiny_gpu_check_runs_every_section(tmp_path: Path, capsys):
     [json_path] = tmp_path.glob("cpu-*-tiny.json")
     record = json.loads(json_path.read_text())
     sections = record["sections"]
-    assert record["ok"] and list(sections) == ["switches", "methods", "ddp", "bench"]
+    assert record["ok"] and set(sections) == {"switches", "methods", "ddp", "bench"}
     switches = sections["switches"]["switches"]
     assert set(switches) == {"bf16", "channels_last", "fused_adam"} and all(s["ok"] for s in switches.values())
     assert switches["channels_last"]["tolerance"] == 0.02 and switches["bf16"]["tolerance"] == 0.15
