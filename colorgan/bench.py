@@ -230,16 +230,18 @@ def build_variants(cfg: BenchConfig, image_size: int, device: torch.device
     return steps, failed
 
 
-LOAD_SAMPLES: list[float] = []  # 1-min load averages sampled after each round of the current bench
+def round_robin(fns: dict[str, Callable[[], Any]], rounds: int, device: torch.device,
+                loads: list[float] | None = None) -> dict[str, list[float]]:
+    """Seconds per call of every function, one call of each per round (drifting load hits all alike).
 
-
-def round_robin(fns: dict[str, Callable[[], Any]], rounds: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds per call of every function, one call of each per round (drifting load hits all alike)."""
+    ``loads`` (if given) gets the 1-min load average after each round.
+    """
     seconds: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             seconds[name].append(timed(fn, device))
-        LOAD_SAMPLES.append(os.getloadavg()[0])
+        if loads is not None:
+            loads.append(os.getloadavg()[0])
     return seconds
 
 
@@ -294,7 +296,7 @@ def spread(seconds: list[float]) -> float:
     return (q3 - q1) / statistics.median(seconds)
 
 
-def conv_stack_reference(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
+def conv_stack_reference(cfg: BenchConfig, device: torch.device, loads: list[float] | None = None) -> dict[str, Any]:
     """FLOP/s of plain work on this device: four 64-channel 3x3 convolutions, batch 16, 64x64, forward + backward.
 
     Timed in fp32 and under bf16 autocast, round robin, after settling. A training step's achieved
@@ -318,7 +320,7 @@ def conv_stack_reference(cfg: BenchConfig, device: torch.device) -> dict[str, An
         warm_until_settled(fn, cfg, device)
     result: dict[str, Any] = {"workload": "4 x Conv2d(64, 64, 3x3, padding 1), batch 16, 64x64, forward + backward "
                                           "(input needs no gradient)", "flops": flops}
-    for name, values in round_robin(fns, cfg.num_steps, device).items():
+    for name, values in round_robin(fns, cfg.num_steps, device, loads).items():
         median = statistics.median(values)
         result[name] = {"ms": 1000 * median, "spread": spread(values), "flops_per_s": flops / median}
     return result
@@ -337,11 +339,12 @@ def peak_memory(step: ColorGANStep, batch: torch.Tensor, device: torch.device) -
 
 
 def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor,
-                     device: torch.device) -> dict[str, dict[str, Any]]:
+                     device: torch.device, loads: list[float] | None = None) -> dict[str, dict[str, Any]]:
     """Time training steps, their parts and inference of every (warmed-up) variant, round robin."""
     B = batch.shape[0]
     log.info("bench: timing %d steps of %d variants round robin", cfg.num_steps, len(steps))
-    step_seconds = round_robin({name: lambda s=step: s(batch) for name, step in steps.items()}, cfg.num_steps, device)
+    step_seconds = round_robin({name: lambda s=step: s(batch) for name, step in steps.items()}, cfg.num_steps, device,
+                               loads)
     results = {}
     for name, values in step_seconds.items():
         median = statistics.median(values)
@@ -355,7 +358,7 @@ def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: to
         parts = {f"{name}/{part}": fn for name, step in steps.items() for part, fn in step_parts(step, batch).items()}
         for fn in parts.values():
             fn()  # compiled variants may build a graph for a new input pattern
-        for key, values in round_robin(parts, cfg.num_steps, device).items():
+        for key, values in round_robin(parts, cfg.num_steps, device, loads).items():
             name, part = key.split("/")
             results[name].setdefault("parts_ms", {})[part] = 1000 * statistics.median(values)
         for result in results.values():  # the remainder may dip below 0 on a noisy machine
@@ -366,7 +369,7 @@ def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: to
     infer = {name: lambda s=step: s.colorize(L) for name, step in steps.items()}
     for fn in infer.values():
         fn()
-    for name, values in round_robin(infer, cfg.num_steps, device).items():
+    for name, values in round_robin(infer, cfg.num_steps, device, loads).items():
         results[name]["inference_images_per_s"] = B / statistics.median(values)
     return results
 
@@ -438,7 +441,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     if device.type == "cpu" and cfg.refuse_under_load and load_before > cfg.max_other_load:
         raise RuntimeError(f"machine busy: the 1-min load average is {load_before:.2f} before the bench starts "
                            f"(max_other_load={cfg.max_other_load}); measure when `uptime` shows a quiet machine")
-    LOAD_SAMPLES.clear()
+    loads: list[float] = []  # 1-min load averages after each timed round
     image_size = cfg.image_size
     label = device_label(device)
     peaks = peak_tflops(label)
@@ -448,11 +451,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     conv_reference = None
     if cfg.conv_reference:
         log.info("bench: the convolution-stack reference")
-        conv_reference = conv_stack_reference(cfg, device)
+        conv_reference = conv_stack_reference(cfg, device, loads)
     steps, failed = build_variants(cfg, image_size, device)
     warmups, failed_warmup = warm_up(cfg, steps, batch, device)
     failed.update(failed_warmup)
-    variants = measure_variants(cfg, steps, batch, device)
+    variants = measure_variants(cfg, steps, batch, device, loads)
 
     reference = steps[BENCH_REFERENCE]
     _, L, _ = reference.prepare(batch)
@@ -484,7 +487,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     target_images_per_s=PIPELINE_TARGET)
     profile = profile_step(steps[best], batch, device) if cfg.profile else None
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    load = machine_load(load_before, list(LOAD_SAMPLES), os.getloadavg()[0], torch.get_num_threads(), cfg, device)
+    load = machine_load(load_before, loads, os.getloadavg()[0], torch.get_num_threads(), cfg, device)
     if load["under_load"] and cfg.refuse_under_load:
         raise RuntimeError(f"machine busy: other processes put a 1-min load of up to {load['others_max']:.2f} on it "
                            f"during the bench (max_other_load={cfg.max_other_load}); nothing written, measure again "
