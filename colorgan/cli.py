@@ -201,7 +201,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if getattr(args, "book_only", False):
         html = pipeline.build_book(p)
     else:
-        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=stage_processes(getattr(args, "nproc", 1)))
+        nproc = stage_processes(getattr(args, "nproc", 1))
+        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc)
         for stage, state in outcome.items():
             print(f"  {stage:<18} {state}")
         html = p.out_dir / "html-build" / "_build" / "html"
@@ -271,7 +272,8 @@ class ProgressPrinter:
         if event.kind == "cell":
             return f"  {stage} cell {info['cell']}/{info['cells']}: {info['source'][:70]}"
         if event.kind == "done":
-            return f"stage {stage}: done in {_duration(info['seconds'])}" + (f"; {info['headline']}" if info["headline"] else "")
+            headline = f"; {info['headline']}" if info["headline"] else ""
+            return f"stage {stage}: done in {_duration(info['seconds'])}{headline}"
         return f"stage {stage}: {event.kind} {info}"
 
 

@@ -367,7 +367,9 @@ def format_markdown(record: dict[str, Any]) -> str:
              f"torch {record['versions'].get('torch')}; {record['created']}",
              f"- workload: {c['image_size']}x{c['image_size']}, batch {c['batch_size']}, {c['num_steps']} steps per run", ""]
     for name, section in sections.items():
-        head = f"## {name}: {'skipped' if 'skipped' in section else _mark(section.get('ok'))}" + (f" ({section['seconds']:.0f} s, {section['cpu_seconds']:.0f} CPU s)" if "seconds" in section else "")
+        head = f"## {name}: {'skipped' if 'skipped' in section else _mark(section.get('ok'))}"
+        if "seconds" in section:
+            head += f" ({section['seconds']:.0f} s, {section['cpu_seconds']:.0f} CPU s)"
         lines += [head, ""]
         if "skipped" in section or "error" in section:
             lines += [f"{section.get('skipped') or section.get('error')}", ""]
