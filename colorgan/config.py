@@ -351,8 +351,8 @@ class GpuCheckConfig(Params):
     max_batch: int = opt(256, "largest batch tried (doubling from batch_size) for the second bench run", min=1)
     large_batch_variants: str = opt("bf16,channels_last,fused_adam", "bench variants at the largest batch "
                                     "(compiling again for a new shape costs minutes)")
-    time_budget_minutes: float = opt(7.0, "a section that would start later than this is skipped (and says so)",
-                                     min=0.0)
+    time_budget_minutes: float = opt(5.5, "a section that would start later than this is skipped (and says so); "
+                                     "the bench, last, takes about 2-3 minutes", min=0.0)
     output_dir: str = opt("results/gpu-check", "folder for <device>.json and <device>.md")
     seed: int = opt(0, "seeds the generated images, the models and the noise", min=0)
 
