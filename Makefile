@@ -17,7 +17,7 @@ ENV    ?= $(VENV)
 PY     := $(ENV)/bin/python
 STAMP  := $(ENV)/$(if $(filter $(VENV),$(ENV)),.installed-stamp,.colorgan-repro-installed)
 
-.PHONY: setup browser test test-fast reproduce book ablations bench data-voc data-voc-mini clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations bench gpu-check data-voc data-voc-mini clean-cache
 
 setup: $(STAMP)
 	@echo "environment: $(ENV)"
@@ -46,12 +46,14 @@ browser:
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."]
+# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4]
+# NPROC: train each stage on N data-parallel processes (torchrun, one per GPU)
 PROFILE ?= smoke
 DATA    ?=
 PARAMS  ?=
+NPROC   ?= 1
 reproduce: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)"
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --nproc $(NPROC)
 
 # Re-render the book from the executed notebooks (no stage runs).
 book: setup
@@ -75,6 +77,11 @@ data-voc-mini: setup
 # on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"
 bench: setup
 	$(PY) -m colorgan bench $(BENCH_ARGS)
+
+# One prepared GPU check (<= 8 min on one H100/H200): every speed switch, method and DDP + resume, then the
+# bench -> results/gpu-check/<device>.{json,md}. GPU_CHECK_ARGS=--tiny: the CPU form CI runs.
+gpu-check: setup
+	$(PY) -m colorgan gpu-check $(GPU_CHECK_ARGS)
 
 clean-cache:
 	rm -rf .cache

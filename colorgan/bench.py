@@ -31,11 +31,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from colorgan import losses, runtime
 from colorgan.color import model_to_rgb
-from colorgan.config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig, ColorGANConfig
+from colorgan.config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig
 from colorgan.data import VOC_NUM_IMAGES, VOC_NUM_TEST, batches
 from colorgan.models import build_vgg19_features
 from colorgan.step import ColorGANStep
@@ -80,6 +81,22 @@ def device_label(device: torch.device) -> str:
         found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
         model = found.group(1).strip() if found else model
     return f"cpu {model} ({torch.get_num_threads()} threads)"
+
+
+def cpu_bf16_support() -> dict[str, Any]:
+    """Whether this CPU computes bf16 in hardware: {'native', 'flags', 'torch_capability'}.
+
+    AVX512_BF16 (dot products of bf16 pairs) and AMX_BF16 (tile matrix units) are what oneDNN's bf16
+    convolutions use; without them bf16 is emulated and slower than fp32.
+    """
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"^flags\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        flags = set(found.group(1).split()) if found else set()
+    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    capability = torch.backends.cpu.get_cpu_capability()
+    return {"native": bool(bf16) or "AMX" in capability, "flags": bf16, "torch_capability": capability}
 
 
 def slug(text: str) -> str:
@@ -213,29 +230,100 @@ def build_variants(cfg: BenchConfig, image_size: int, device: torch.device
     return steps, failed
 
 
-def round_robin(fns: dict[str, Callable[[], Any]], rounds: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds per call of every function, one call of each per round (drifting load hits all alike)."""
+def round_robin(fns: dict[str, Callable[[], Any]], rounds: int, device: torch.device,
+                loads: list[float] | None = None) -> dict[str, list[float]]:
+    """Seconds per call of every function, one call of each per round (drifting load hits all alike).
+
+    ``loads`` (if given) gets the 1-min load average after each round.
+    """
     seconds: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             seconds[name].append(timed(fn, device))
+        if loads is not None:
+            loads.append(os.getloadavg()[0])
     return seconds
 
 
+def settled(seconds: list[float], window: int, tolerance: float) -> bool:
+    """True when the last ``window`` times agree: (max - min) / median <= ``tolerance``."""
+    if len(seconds) < window:
+        return False
+    last = seconds[-window:]
+    return (max(last) - min(last)) / statistics.median(last) <= tolerance
+
+
+def warm_until_settled(fn: Callable[[], Any], cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
+    """Call ``fn`` at least ``num_warmup`` times and until its times settle (or ``max_warmup`` calls).
+
+    oneDNN builds kernels on the first use of each shape (bf16 ones take seconds), torch.compile compiles,
+    caches fill: the first calls are slower, by an amount that differs by variant.
+    """
+    seconds: list[float] = []
+    limit = max(cfg.max_warmup, cfg.num_warmup)
+    while len(seconds) < limit:
+        seconds.append(timed(fn, device))
+        if len(seconds) >= cfg.num_warmup and settled(seconds, cfg.settle_window, cfg.settle_tolerance):
+            break
+    return {"seconds": sum(seconds), "steps": len(seconds),
+            "settled": settled(seconds, cfg.settle_window, cfg.settle_tolerance)}
+
+
 def warm_up(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor, device: torch.device
-            ) -> tuple[dict[str, float], dict[str, str]]:
-    """Run ``num_warmup`` steps of every variant: (seconds per variant, failures). Failed variants are dropped."""
-    seconds, failed = {}, {}
+            ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Warm every variant up until its step time settles: ({variant: warm-up record}, failures).
+
+    Failed variants are dropped.
+    """
+    records, failed = {}, {}
     for name in list(steps):
         log.info("bench: warming up %s", name)
         try:
-            seconds[name] = sum(timed(lambda s=steps[name]: s(batch), device) for _ in range(cfg.num_warmup))
+            records[name] = warm_until_settled(lambda s=steps[name]: s(batch), cfg, device)
         except Exception as err:  # torch.compile without a working compiler, for one
             if name == BENCH_REFERENCE:
                 raise
             failed[name] = f"{type(err).__name__}: {err}"
             del steps[name]
-    return seconds, failed
+    return records, failed
+
+
+def spread(seconds: list[float]) -> float:
+    """Interquartile range over the median: how much a step time varies (0.05 = 5%)."""
+    if len(seconds) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(seconds, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(seconds)
+
+
+def conv_stack_reference(cfg: BenchConfig, device: torch.device, loads: list[float] | None = None) -> dict[str, Any]:
+    """FLOP/s of plain work on this device: four 64-channel 3x3 convolutions, batch 16, 64x64, forward + backward.
+
+    Timed in fp32 and under bf16 autocast, round robin, after settling. A training step's achieved
+    FLOP/s over this is a stand-in for MFU where no datasheet peak applies (CPUs).
+    """
+    torch.manual_seed(cfg.seed)
+    stack = nn.Sequential(*[nn.Conv2d(64, 64, 3, padding=1) for _ in range(4)]).to(device)
+    x = torch.randn(16, 64, 64, 64, device=device)
+
+    def step(dtype: torch.dtype | None) -> Callable[[], None]:
+        def run() -> None:
+            stack.zero_grad(set_to_none=True)
+            with runtime.autocast(device, dtype):
+                out = stack(x)
+            out.float().sum().backward()
+        return run
+
+    fns = {"fp32": step(None), "bf16": step(torch.bfloat16)}
+    flops = count_flops(fns["fp32"])
+    for fn in fns.values():
+        warm_until_settled(fn, cfg, device)
+    result: dict[str, Any] = {"workload": "4 x Conv2d(64, 64, 3x3, padding 1), batch 16, 64x64, forward + backward "
+                                          "(input needs no gradient)", "flops": flops}
+    for name, values in round_robin(fns, cfg.num_steps, device, loads).items():
+        median = statistics.median(values)
+        result[name] = {"ms": 1000 * median, "spread": spread(values), "flops_per_s": flops / median}
+    return result
 
 
 def peak_memory(step: ColorGANStep, batch: torch.Tensor, device: torch.device) -> int | None:
@@ -251,16 +339,18 @@ def peak_memory(step: ColorGANStep, batch: torch.Tensor, device: torch.device) -
 
 
 def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor,
-                     device: torch.device) -> dict[str, dict[str, Any]]:
+                     device: torch.device, loads: list[float] | None = None) -> dict[str, dict[str, Any]]:
     """Time training steps, their parts and inference of every (warmed-up) variant, round robin."""
     B = batch.shape[0]
     log.info("bench: timing %d steps of %d variants round robin", cfg.num_steps, len(steps))
-    step_seconds = round_robin({name: lambda s=step: s(batch) for name, step in steps.items()}, cfg.num_steps, device)
+    step_seconds = round_robin({name: lambda s=step: s(batch) for name, step in steps.items()}, cfg.num_steps, device,
+                               loads)
     results = {}
     for name, values in step_seconds.items():
         median = statistics.median(values)
         results[name] = {"settings": BENCH_VARIANTS[name], "images_per_s": B / median, "step_ms": 1000 * median,
                          "step_ms_min": 1000 * min(values), "step_ms_max": 1000 * max(values),
+                         "spread": spread(values),
                          "peak_memory_bytes": peak_memory(steps[name], batch, device)}
 
     if cfg.breakdown:
@@ -268,7 +358,7 @@ def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: to
         parts = {f"{name}/{part}": fn for name, step in steps.items() for part, fn in step_parts(step, batch).items()}
         for fn in parts.values():
             fn()  # compiled variants may build a graph for a new input pattern
-        for key, values in round_robin(parts, cfg.num_steps, device).items():
+        for key, values in round_robin(parts, cfg.num_steps, device, loads).items():
             name, part = key.split("/")
             results[name].setdefault("parts_ms", {})[part] = 1000 * statistics.median(values)
         for result in results.values():  # the remainder may dip below 0 on a noisy machine
@@ -279,7 +369,7 @@ def measure_variants(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: to
     infer = {name: lambda s=step: s.colorize(L) for name, step in steps.items()}
     for fn in infer.values():
         fn()
-    for name, values in round_robin(infer, cfg.num_steps, device).items():
+    for name, values in round_robin(infer, cfg.num_steps, device, loads).items():
         results[name]["inference_images_per_s"] = B / statistics.median(values)
     return results
 
@@ -348,16 +438,24 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     load_before = os.getloadavg()[0]  # other processes on the machine: CPU timings depend on them
     device = runtime.select_device(cfg.device)
     cfg = cfg.for_device(device.type)
+    if device.type == "cpu" and cfg.refuse_under_load and load_before > cfg.max_other_load:
+        raise RuntimeError(f"machine busy: the 1-min load average is {load_before:.2f} before the bench starts "
+                           f"(max_other_load={cfg.max_other_load}); measure when `uptime` shows a quiet machine")
+    loads: list[float] = []  # 1-min load averages after each timed round
     image_size = cfg.image_size
     label = device_label(device)
     peaks = peak_tflops(label)
     batch = torch.randint(0, 256, (cfg.batch_size, 3, image_size, image_size), dtype=torch.uint8,
                           generator=torch.Generator().manual_seed(cfg.seed)).to(device)
 
+    conv_reference = None
+    if cfg.conv_reference:
+        log.info("bench: the convolution-stack reference")
+        conv_reference = conv_stack_reference(cfg, device, loads)
     steps, failed = build_variants(cfg, image_size, device)
-    warmup_seconds, failed_warmup = warm_up(cfg, steps, batch, device)
+    warmups, failed_warmup = warm_up(cfg, steps, batch, device)
     failed.update(failed_warmup)
-    variants = measure_variants(cfg, steps, batch, device)
+    variants = measure_variants(cfg, steps, batch, device, loads)
 
     reference = steps[BENCH_REFERENCE]
     _, L, _ = reference.prepare(batch)
@@ -370,9 +468,15 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         if not steps[name].cfg.compile:  # the counter cannot see into compiled graphs
             result["executed_flops_per_image"] = count_flops(lambda s=steps[name]: s(batch)) / cfg.batch_size
         result["speedup"] = result["images_per_s"] / base
-        result["warmup_s"] = warmup_seconds[name]
+        result["warmup_s"], result["warmup_steps"] = warmups[name]["seconds"], warmups[name]["steps"]
+        result["warmup_settled"] = warmups[name]["settled"]
         result["precision"] = precision
-        result["mfu"] = train_flops * result["images_per_s"] / (peaks[precision] * 1e12) if peaks else None
+        result["achieved_flops_per_s"] = train_flops * result["images_per_s"]  # the reference's model FLOPs
+        result["mfu"] = result["achieved_flops_per_s"] / (peaks[precision] * 1e12) if peaks else None
+        result["mfu_bf16_peak"] = result["achieved_flops_per_s"] / (peaks["bf16"] * 1e12) if peaks else None
+        result["conv_reference_fraction"] = (
+            result["achieved_flops_per_s"] / conv_reference["bf16" if precision == "bf16" else "fp32"]["flops_per_s"]
+            if conv_reference else None)
         result["projected_paper_hours"] = paper_protocol_hours(result["images_per_s"], image_size)
     best = max(variants, key=lambda name: variants[name]["images_per_s"])
 
@@ -383,11 +487,17 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     target_images_per_s=PIPELINE_TARGET)
     profile = profile_step(steps[best], batch, device) if cfg.profile else None
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    load = machine_load(load_before, loads, os.getloadavg()[0], torch.get_num_threads(), cfg, device)
+    if load["under_load"] and cfg.refuse_under_load:
+        raise RuntimeError(f"machine busy: other processes put a 1-min load of up to {load['others_max']:.2f} on it "
+                           f"during the bench (max_other_load={cfg.max_other_load}); nothing written, measure again "
+                           "when it is quiet")
 
     return {
         "device": {"name": label, "slug": slug(label), "type": device.type, "peak_tflops": peaks,
                    "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                   "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
+                   "load_average_1min": load,
+                   "cpu_bf16": cpu_bf16_support() if device.type == "cpu" else None,
                    "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": runtime.git_commit(),
@@ -400,8 +510,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "model": {k: v for k, v in reference.cfg.to_dict().items()
                   if k in ("gen_width", "gen_max_width", "vgg_layer", "noise_channels", "noise_width",
                            "noise_layers", "disc_width", "disc_layers", "norm", "n_critic", "adversarial")},
-        "timing": f"median of {cfg.num_steps} steps per variant, timed round robin after {cfg.num_warmup} "
-                  "warm-up steps, device synchronised around each",
+        "timing": f"median of {cfg.num_steps} steps per variant, timed round robin after a warm-up of at least "
+                  f"{cfg.num_warmup} steps that continues until {cfg.settle_window} consecutive step times agree within "
+                  f"{100 * cfg.settle_tolerance:.0f}% (at most {max(cfg.max_warmup, cfg.num_warmup)} steps); device "
+                  "synchronised around each; spread = interquartile range / median",
+        "conv_reference": conv_reference,
         "flops": {"train_per_image": train_flops, "inference_per_image": inference_flops,
                   "train_per_image_at_256": train_flops * (PAPER_IMAGE_SIZE / image_size) ** 2,
                   "parts_per_image": part_flops,
@@ -421,6 +534,21 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                        "method": f"300 epochs x {PAPER_TRAIN_IMAGES:,} images; time per image measured at "
                                  f"{image_size}² and scaled by the FLOP ratio (256/{image_size})² (same FLOP/s)"},
     }
+
+
+def machine_load(start: float, during: list[float], end: float, threads: int, cfg: BenchConfig,
+                 device: torch.device) -> dict[str, Any]:
+    """The 1-min load averages of the run and whether other processes loaded the machine.
+
+    Our own process adds about ``threads`` to the load while it times steps, so other processes'
+    share is estimated as load - threads during the run (and the whole load before it started).
+    A CPU measurement is ``under_load`` when that share exceeds ``cfg.max_other_load``.
+    """
+    others = [start, *(max(0.0, value - threads) for value in during)]
+    under = device.type == "cpu" and max(others) > cfg.max_other_load
+    return {"start": start, "end": end, "during_max": max(during, default=start),
+            "during_mean": statistics.fmean(during) if during else start, "others_max": max(others),
+            "threads": threads, "max_other_load": cfg.max_other_load, "under_load": under}
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -451,6 +579,18 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _bf16_note(support: dict[str, Any] | None) -> str:
+    if support is None:
+        return ""
+    if support["native"]:
+        return f"; bf16 in hardware ({', '.join(f.upper() for f in support['flags']) or support['torch_capability']})"
+    return f"; no bf16 instructions (AVX512_BF16/AMX) on this CPU: bf16 is emulated (torch: {support['torch_capability']})"
+
+
 def format_markdown(record: dict[str, Any]) -> str:
     """The bench record as a Markdown report: context, one row per variant, pipeline, profile, projection."""
     S, B = record["image_size"], record["batch_size"]
@@ -458,36 +598,50 @@ def format_markdown(record: dict[str, Any]) -> str:
     versions, load = record["versions"], record["device"]["load_average_1min"]
     part_names = sorted({p for v in variants.values() for p in v.get("parts_ms", {})},
                         key=["generator", "critic", "vgg", "rest"].index)
-    lines = [
-        f"# ColorGAN speed: {record['device']['name']}",
-        "",
+    conv = record.get("conv_reference")
+    lines = [f"# ColorGAN speed: {record['device']['name']}", ""]
+    if load.get("under_load"):
+        lines += [f"> **Measured under load**: other processes put a 1-min load of up to {load['others_max']:.1f} on "
+                  f"this machine (flag above {load['max_other_load']}); the speeds below are low and not comparable. "
+                  "Measure again on a quiet machine (`--refuse-under-load`).", ""]
+    lines += [
         f"- device: {record['device']['name']} ({record['device']['type']}, {record['device']['threads']} threads"
-        + (f", CUDA {record['cuda']}" if record["cuda"] else "") + ")",
+        + (f", CUDA {record['cuda']}" if record["cuda"] else "") + ")" + _bf16_note(record["device"].get("cpu_bf16")),
         f"- versions: torch {versions.get('torch')}, torchvision {versions.get('torchvision')}, "
         f"python {versions.get('python')}; commit `{record['git_commit']}`; {record['created']}",
         f"- workload: ColorGAN training step at {S}×{S}, batch {B} (model: "
         + ", ".join(f"{k}={v}" for k, v in record["model"].items()) + ")",
         f"- timing: {record['timing']}; machine load (1-min average) {load['start']:.1f} at the start, "
-        f"{load['end']:.1f} at the end, on {record['device']['cpu_count']} CPU cores",
+        + (f"{load['during_mean']:.1f} mean and {load['during_max']:.1f} max while timing (our {load['threads']} "
+           f"threads included; others' share up to {load['others_max']:.1f}), " if "during_max" in load else "")
+        + f"{load['end']:.1f} at the end, on {record['device']['cpu_count']} CPU cores",
         f"- FLOPs per image: training step {flops['train_per_image'] / 1e9:.2f} GFLOP at {S}² "
         f"({flops['train_per_image_at_256'] / 1e9:.0f} GFLOP at 256²), inference {flops['inference_per_image'] / 1e9:.2f}"
         " GFLOP; by part: " + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in flops["parts_per_image"].items()),
         f"- MFU: against dense peak {record['device']['peak_tflops'] or 'n/a (CPU or unknown device)'} TFLOP/s",
+        *([f"- convolution-stack reference ({conv['workload']}): fp32 {conv['fp32']['flops_per_s'] / 1e9:.1f} GFLOP/s "
+           f"({conv['fp32']['ms']:.0f} ms, spread {_pct(conv['fp32']['spread'])}), bf16 autocast "
+           f"{conv['bf16']['flops_per_s'] / 1e9:.1f} GFLOP/s ({conv['bf16']['ms']:.0f} ms, spread "
+           f"{_pct(conv['bf16']['spread'])}); '× conv stack' = the step's achieved FLOP/s over the stack's in the "
+           "same precision"] if conv else []),
         f"- memory: {record['memory']['method']}; process peak RSS {_size(record['memory']['process_peak_rss_bytes'])}",
         "",
-        "| variant | images/s | × fp32 eager | step ms (min–max) | " + " | ".join(f"{p} ms" for p in part_names)
-        + " | inference img/s | precision | GFLOP/img run | MFU | peak memory | warm-up s | paper protocol |",
-        "|---|---:|---:|---:|" + "---:|" * len(part_names) + "---:|---|---:|---:|---:|---:|---:|",
+        "| variant | images/s | × fp32 eager | step ms (min–max) | spread | " + " | ".join(f"{p} ms" for p in part_names)
+        + " | inference img/s | precision | GFLOP/img run | achieved GFLOP/s | × conv stack | MFU | peak memory | "
+        "warm-up s (steps) | paper protocol |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(part_names) + "---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, v in variants.items():
         parts = [f"{v['parts_ms'][p]:.1f}" if p in v.get("parts_ms", {}) else "" for p in part_names]
         lines.append(
             f"| {name}{' (fastest)' if name == record['best'] else ''} | {v['images_per_s']:.1f} | "
             f"{v['speedup']:.2f} | {v['step_ms']:.1f} ({v['step_ms_min']:.0f}–{v['step_ms_max']:.0f}) | "
+            f"{_pct(v.get('spread'))} | "
             + "".join(f"{p} | " for p in parts)
             + f"{v['inference_images_per_s']:.1f} | {v['precision']} | {_gflop(v.get('executed_flops_per_image'))} | "
-            f"{_pct(v['mfu'])} | "
-            f"{_size(v['peak_memory_bytes'])} | {v['warmup_s']:.1f} | {_hours(v['projected_paper_hours'])} |")
+            f"{_gflop(v.get('achieved_flops_per_s'))} | {_ratio(v.get('conv_reference_fraction'))} | {_pct(v['mfu'])} | "
+            f"{_size(v['peak_memory_bytes'])} | {v['warmup_s']:.1f} ({v.get('warmup_steps', '?')}"
+            f"{'' if v.get('warmup_settled', True) else ', unsettled'}) | {_hours(v['projected_paper_hours'])} |")
     for name, error in record["failed"].items():
         lines.append(f"| {name} | failed: {error[:120]} |")
     lines += [

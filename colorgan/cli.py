@@ -13,7 +13,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
+import threading
 import time
 import typing
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any, Sequence
 from baselines.chromagan import ChromaGANConfig, ChromaGANStep
 from baselines.coltran import ColTranConfig, ColTranStep
 from colorgan import distributed
-from colorgan.config import BenchConfig, ColorGANConfig, Params, RunConfig, field_default
+from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig, field_default
 from colorgan.feature_nets import INCEPTION_FILE, LPIPS_FILE
 from colorgan.step import ColorGANStep
 from colorgan.testset import PROTOCOLS
@@ -135,6 +137,8 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     reproduce.add_argument("--data", default="", help="data folder for profiles that need one")
     reproduce.add_argument("--params", default="", help="overrides as 'name=value name=value'")
     reproduce.add_argument("--book-only", action="store_true", help="only re-render the book")
+    reproduce.add_argument("--nproc", type=int, default=1,
+                           help="train each stage on N data-parallel processes (torchrun; one per GPU)")
 
     ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
     ablations.add_argument("--profile", default="ablation-mini", help="ablation-mini (default), smoke or paper")
@@ -166,6 +170,11 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                                 "writes results/bench/<device>.json and .md")
     bench.add_argument("--params", help="JSON object of BenchConfig fields (flags override it)")
     add_config_flags(bench, BenchConfig)
+
+    gpu_check = commands.add_parser("gpu-check", help="correctness of every speed switch, method and DDP + resume, "
+                                    "then the bench; writes results/gpu-check/<device>.{json,md} (--tiny: CPU, CI)")
+    gpu_check.add_argument("--params", help="JSON object of GpuCheckConfig fields (flags override it)")
+    add_config_flags(gpu_check, GpuCheckConfig)
     return parser
 
 
@@ -303,12 +312,80 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if getattr(args, "book_only", False):
         html = pipeline.build_book(p)
     else:
-        outcome = pipeline.run(p)
+        nproc = stage_processes(getattr(args, "nproc", 1))
+        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc)
         for stage, state in outcome.items():
             print(f"  {stage:<18} {state}")
         html = p.out_dir / "html-build" / "_build" / "html"
     print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
     return 0
+
+
+def stage_processes(nproc: int) -> dict[str, int]:
+    """{training stage: processes}: ``nproc`` for methods whose step can train data-parallel, else 1 (said so)."""
+    if nproc < 1:
+        raise ValueError(f"--nproc: {nproc} is not allowed; give 1 or more processes")
+    if nproc == 1:
+        return {}
+    single = [name for name, (_, factory) in METHODS.items() if not hasattr(factory, "distribute")]
+    if single:
+        print(f"note: {', '.join(single)} train(s) in one process (no data-parallel step); the others on {nproc}")
+    return {f"train_{name}": nproc for name in METHODS if name not in single}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class ProgressPrinter:
+    """Prints the pipeline's Events. On a terminal the live line is rewritten in place (carriage
+    return); in a log (not a TTY) it prints plain lines, a progress line at most every ``log_interval`` s."""
+
+    def __init__(self, stream: typing.TextIO, log_interval: float = 60.0):
+        self.stream, self.tty, self.log_interval = stream, stream.isatty(), log_interval
+        self.last_line = 0.0
+        self.live = False  # a carriage-return line is on screen
+        self.lock = threading.Lock()  # events also come from the pipeline's watcher thread
+
+    def __call__(self, event: "pipeline.Event") -> None:
+        with self.lock:
+            text = self.format(event)
+            if event.kind in ("train", "cell"):
+                if self.tty:
+                    width = shutil.get_terminal_size().columns - 1
+                    self.stream.write("\r" + text[:width].ljust(width))
+                    self.live = True
+                elif time.monotonic() - self.last_line >= self.log_interval:
+                    self.stream.write(text + "\n")
+                    self.last_line = time.monotonic()
+            else:
+                self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
+                self.live = False
+            self.stream.flush()
+
+    @staticmethod
+    def format(event: "pipeline.Event") -> str:
+        info, stage = event.info, event.stage
+        if event.kind == "start":
+            return f"stage {stage}: running"
+        if event.kind == "cached":
+            return f"stage {stage}: cached"
+        if event.kind == "resume":
+            return f"resuming {stage} at step {info['step']} of {info['total_steps']}"
+        if event.kind == "train":
+            speed = f"{info['images_per_s']:.1f} img/s" if info["images_per_s"] else "-- img/s"
+            terms = " ".join(f"{k}={v:.3g}" for k, v in list(info["terms"].items())[:6])
+            return (f"  {stage} step {info['step']}/{info['total_steps']} {speed} "
+                    f"ETA {_duration(info['eta_s'])} {terms}").rstrip()
+        if event.kind == "cell":
+            return f"  {stage} cell {info['cell']}/{info['cells']}: {info['source'][:70]}"
+        if event.kind == "done":
+            headline = f"; {info['headline']}" if info["headline"] else ""
+            return f"stage {stage}: done in {_duration(info['seconds'])}{headline}"
+        return f"stage {stage}: {event.kind} {info}"
 
 
 def cmd_data_voc(args: argparse.Namespace) -> int:
@@ -340,6 +417,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from colorgan.gpu_check import format_markdown, run_gpu_check, write_report
+
+    cfg = config_from_args(GpuCheckConfig, args)
+    record = run_gpu_check(cfg, METHODS)
+    json_path, md_path = write_report(record, cfg)
+    print(format_markdown(record))
+    print(f"wrote {json_path} and {md_path}")
+    return 0 if record["ok"] else 1
+
+
+COMMANDS = {"gpu-check": cmd_gpu_check, "train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
             "data-voc": cmd_data_voc, "data-voc-mini": cmd_data_voc_mini}

@@ -277,11 +277,12 @@ BENCH_VARIANTS: dict[str, dict[str, Any]] = {
     "all": {"channels_last": True, "amp": "bf16", "compile": True, "fused_adam": True},
 }
 BENCH_REFERENCE = "fp32_eager"
-# Sizes for `colorgan bench` by device: the paper's workload on a GPU; on a 2-core CPU a small one, where a
-# bf16 step (no native bf16 there) or torch.compile's first step already takes minutes.
+# Sizes for `colorgan bench` by device: the paper's workload on a GPU; on a 2-core CPU a small one, where
+# torch.compile's first step already takes minutes. CPU timings drift with other processes and oneDNN builds
+# its bf16 kernels on the first use of each shape, hence more warm-up and more timed steps there.
 BENCH_DEVICE_DEFAULTS = {
-    "cuda": {"image_size": 256, "batch_size": 16, "num_steps": 20, "num_warmup": 3},
-    "cpu": {"image_size": 32, "batch_size": 8, "num_steps": 3, "num_warmup": 1},
+    "cuda": {"image_size": 256, "batch_size": 16, "num_steps": 20, "num_warmup": 3, "max_warmup": 10},
+    "cpu": {"image_size": 32, "batch_size": 8, "num_steps": 11, "num_warmup": 2, "max_warmup": 12},
 }
 
 
@@ -296,9 +297,19 @@ class BenchConfig(Params):
     # 0 = the device's default from BENCH_DEVICE_DEFAULTS
     image_size: int = opt(0, "training image size in pixels (0: 256 on CUDA, the paper's; 32 on CPU)", min=0)
     batch_size: int = opt(0, "images per training step (0: 16 on CUDA, the paper's; 8 on CPU)", min=0)
-    num_steps: int = opt(0, "timed steps per variant, the median counts (0: 20 on CUDA, 3 on CPU)", min=0)
-    num_warmup: int = opt(0, "untimed steps per variant first; torch.compile compiles here (0: 3 on CUDA, 1 on CPU)",
+    num_steps: int = opt(0, "timed steps per variant, the median counts (0: 20 on CUDA, 11 on CPU)", min=0)
+    num_warmup: int = opt(0, "untimed steps per variant at least; torch.compile compiles here (0: 3 on CUDA, 2 on CPU)",
                           min=0)
+    max_warmup: int = opt(0, "warm-up continues until the last settle_window step times agree within "
+                          "settle_tolerance, or this many steps (0: 10 on CUDA, 12 on CPU)", min=0)
+    settle_window: int = opt(3, "consecutive warm-up steps whose times must agree", min=2)
+    settle_tolerance: float = opt(0.1, "relative spread (max-min)/median allowed in the settle window", min=0.0)
+    max_other_load: float = opt(0.5, "1-min load average of other processes (load minus our threads) above which a "
+                                "CPU measurement is flagged as taken under load", min=0.0)
+    refuse_under_load: bool = opt(False, "CPU: fail instead of measuring when other processes load the machine "
+                                  "(for a measurement to commit)")
+    conv_reference: bool = opt(True, "also time a plain stack of four 64-channel 3x3 convolutions (batch 16, 64x64, "
+                               "forward + backward, fp32 and bf16): the FLOP/s this device reaches on easy work")
     variants: str = opt("all", "comma-separated variants (" + ", ".join(BENCH_VARIANTS) + ") or 'all'; "
                         f"{BENCH_REFERENCE} is always measured")
     breakdown: bool = opt(True, "also time the generator, critic and VGG parts of the step")
@@ -340,6 +351,48 @@ class BenchConfig(Params):
                 "channels_last": False, "compile": False, "fused_adam": False, "share_vgg_targets": True}
         batch = {"batch_size": self.batch_size} if self.batch_size else {}  # 0: not yet resolved (for_device)
         return ColorGANConfig.from_params({**base, **params, "image_size": image_size, **batch, **changes})
+
+
+@dataclass(frozen=True)
+class GpuCheckConfig(Params):
+    """`colorgan gpu-check`: correctness of every speed switch, every method, DDP + resume, then the bench.
+
+    The GPU form runs the paper's sizes at 256x256 in minutes; ``tiny`` is the same code at toy sizes on
+    the CPU (no torch.compile, no largest-batch search), so CI keeps it working.
+    """
+
+    tiny: bool = opt(False, "toy widths at 32x32 on the CPU (CI); default: the paper's sizes at 256x256")
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    image_size: int = opt(0, "0: 256 (the paper's), 32 with tiny", min=0)
+    batch_size: int = opt(0, "0: 16 (the paper's), 4 with tiny", min=0)
+    num_steps: int = opt(0, "training steps per switch, per method and per DDP run (0: 20; 4 with tiny)", min=0)
+    num_eval_images: int = opt(4, "test images each trained method colorizes and scores", min=1)
+    switches: str = opt("bf16,channels_last,compile,fused_adam", "speed switches (bench variants) whose losses are "
+                        "compared with fp32 eager on the same batches; tiny leaves out compile")
+    fp32_tolerance: float = opt(0.02, "fp32 switches: largest |loss - fp32 eager loss| over the run, divided by the "
+                                "largest |fp32 eager loss|, per loss term", min=0.0)
+    bf16_tolerance: float = opt(0.15, "the same bound for switches that compute in bf16", min=0.0)
+    bench: bool = opt(True, "run `colorgan bench` at batch_size and at the largest batch that fits")
+    max_batch: int = opt(256, "largest batch tried (doubling from batch_size) for the second bench run", min=1)
+    large_batch_variants: str = opt("bf16,channels_last,fused_adam", "bench variants at the largest batch "
+                                    "(compiling again for a new shape costs minutes)")
+    time_budget_minutes: float = opt(5.5, "a section that would start later than this is skipped (and says so); "
+                                     "the bench, last, takes about 2-3 minutes", min=0.0)
+    output_dir: str = opt("results/gpu-check", "folder for <device>.json and <device>.md")
+    seed: int = opt(0, "seeds the generated images, the models and the noise", min=0)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        for name, value in (("switches", self.switches), ("large_batch_variants", self.large_batch_variants)):
+            unknown = [v for v in value.split(",") if v.strip() and v.strip() not in BENCH_VARIANTS]
+            if unknown:
+                raise ValueError(f"{name}: {unknown} unknown; choose from {list(BENCH_VARIANTS)}")
+
+    def resolved(self) -> "GpuCheckConfig":
+        """A copy with every 0 replaced: the paper's sizes, or the tiny ones."""
+        defaults = {"image_size": 32, "batch_size": 4, "num_steps": 4} if self.tiny else \
+            {"image_size": 256, "batch_size": 16, "num_steps": 20}
+        return self.replace(**{k: v for k, v in defaults.items() if getattr(self, k) == 0})
 
 
 # The ablation study's variants (issue: each a parameter override of the same config).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 import torch
@@ -32,10 +32,13 @@ class Context:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0  # index among the ranks of this machine: picks the GPU
+    # started by torchrun: even one process then joins a process group and trains through DDP (and on CUDA
+    # SyncBatchNorm, NCCL), so `torchrun --nproc_per_node=1` checks the multi-GPU path on a single GPU
+    launched: bool = field(default=False, compare=False)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
     @property
     def is_main(self) -> bool:
@@ -50,7 +53,7 @@ def from_environment(env: Mapping[str, str]) -> Context:
     """The Context torchrun describes in RANK, WORLD_SIZE and LOCAL_RANK; one process when they are absent."""
     if "WORLD_SIZE" not in env:
         return SINGLE
-    ctx = Context(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"])))
+    ctx = Context(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", env["RANK"])), launched=True)
     if not 0 <= ctx.rank < ctx.world_size:
         raise ValueError(f"RANK={ctx.rank} is outside WORLD_SIZE={ctx.world_size}; start with torchrun")
     return ctx

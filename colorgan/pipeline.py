@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "data": _SMOKE_DATA,
         "train": {**_SMOKE_DATA, **_SMOKE_TRAIN},
-        "train_colorgan": {"num_steps": 120, "gen_width": 32, "noise_width": 128, "disc_width": 32},
+        # bf16 autocast: 1.47x fp32 eager for the ColorGAN step on this AVX512_BF16 CPU (issue 14's quiet-machine
+        # bench); the baselines stay fp32 until their steps are benchmarked in bf16
+        "train_colorgan": {"num_steps": 120, "gen_width": 32, "noise_width": 128, "disc_width": 32, "amp": "bf16"},
         "train_chromagan": {"num_steps": 120, **_CHROMAGAN_CPU},
         # ColTran's upsamplers learn slowly: at 120 steps and lr 1e-3 its images were noise (PSNR 11.6 dB on these
         # crops); 200 steps at lr 3e-3 gave 17.7 dB (1e-2 diverged). ema_decay 0.95: 0.99 would keep 13% of step 1.
@@ -354,10 +357,37 @@ def stage_key(stage: Stage, params: dict[str, Any], upstream: dict[str, str]) ->
     return hashlib.sha256(payload.encode() + notebook).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Event:
+    """What ``run`` reports while it works; the CLI prints these (the library never prints).
+
+    kind and info:
+      'start' {}, 'cached' {}: a stage begins, or is skipped because its output is current;
+      'resume' {'step', 'total_steps'}: a training stage continues from its last checkpoint;
+      'train' {'step', 'total_steps', 'images_per_s', 'eta_s', 'terms'}: the run's ``progress.json``;
+      'cell' {'cell', 'cells', 'source'}: the notebook cell now executing (evaluation shows up here);
+      'done' {'seconds', 'headline'}: the stage finished; headline e.g. 'PSNR 22.10 dB, SSIM 0.871' or ''.
+    """
+
+    stage: str
+    kind: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
+
+
 def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = None,
-        book: bool = True) -> dict[str, str]:
-    """Execute the stages whose key changed, then render the book. Returns {stage: 'ran'|'cached'}."""
+        book: bool = True, on_event: EventSink | None = None, nproc: dict[str, int] | None = None,
+        poll_seconds: float = 1.0) -> dict[str, str]:
+    """Execute the stages whose key changed, then render the book. Returns {stage: 'ran'|'cached'}.
+
+    ``on_event`` receives ``Event``s (from a watcher thread too, every ``poll_seconds``). ``nproc``
+    maps a training stage to the number of torchrun processes that train its run before its notebook
+    executes (the notebook then reuses the finished run); stages not named train in one process.
+    """
     execute = execute or execute_notebook
+    emit = on_event or (lambda event: None)
     notebooks = p.out_dir / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
     state_path = p.out_dir / "stages.json"
@@ -368,14 +398,26 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
         output = notebooks / f"{stage.name}.ipynb"
         if state.get(stage.name, {}).get("key") == keys[stage.name] and output.is_file():
             outcome[stage.name] = "cached"
+            emit(Event(stage.name, "cached"))
             continue
+        # not done until it finishes: a run that fails or is killed from here on must never leave an
+        # earlier run's record beside this run's (partial) output notebook, which would read as a cache hit
+        if state.pop(stage.name, None) is not None:
+            runtime.write_json(state_path, state)
         started = time.monotonic()
-        log.info("stage %s: running %s", stage.name, output)
-        execute(BOOK_SOURCES / f"{stage.name}.ipynb", output, p.params[stage.name])
-        state[stage.name] = {"key": keys[stage.name], "seconds": round(time.monotonic() - started, 1),
-                             "params": p.params[stage.name]}
+        log.debug("stage %s: running %s", stage.name, output)
+        emit(Event(stage.name, "start"))
+        run_dir = REPO_ROOT / p.params[stage.name]["run_dir"] if "run_dir" in p.params[stage.name] else None
+        with StageWatcher(stage.name, output, run_dir, emit, poll_seconds):
+            if nproc and nproc.get(stage.name, 1) > 1:
+                train_with_torchrun(stage.name.removeprefix("train_"), p.params[stage.name], nproc[stage.name],
+                                    p.out_dir / "logs" / f"{stage.name}-torchrun.log")
+            execute(BOOK_SOURCES / f"{stage.name}.ipynb", output, p.params[stage.name])
+        seconds = round(time.monotonic() - started, 1)
+        state[stage.name] = {"key": keys[stage.name], "seconds": seconds, "params": p.params[stage.name]}
         runtime.write_json(state_path, state)  # after each stage: a crash keeps what finished
         outcome[stage.name] = "ran"
+        emit(Event(stage.name, "done", {"seconds": seconds, "headline": headline(run_dir)}))
     if book:
         build_book(p)
     return outcome
@@ -387,6 +429,107 @@ def execute_notebook(source: Path, output: Path, params: dict[str, Any]) -> None
 
     papermill.execute_notebook(str(source), str(output), parameters=params, kernel_name="python3",
                                cwd=str(REPO_ROOT), progress_bar=False, log_output=False)
+
+
+def train_with_torchrun(method: str, params: dict[str, Any], nproc: int, log_path: Path) -> None:
+    """Train (or resume) a stage's run on ``nproc`` data-parallel ranks: ``torchrun -m colorgan train``.
+
+    A finished run is left alone. Output goes to ``log_path``; progress shows through ``progress.json``.
+
+    Raises:
+        RuntimeError: torchrun failed; the message holds the end of its log.
+    """
+    run_dir = REPO_ROOT / params["run_dir"]
+    if (run_dir / "finished.json").is_file():  # run folders are named by their config's hash
+        return
+    resume = any((run_dir / "checkpoints").glob("step_*.pt"))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "colorgan", "train", "--method", method, "--params", json.dumps({**params, "resume": resume})]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("training %s on %d processes: %s", method, nproc, " ".join(command))
+    with open(log_path, "w") as out:
+        completed = subprocess.run(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    if completed.returncode != 0:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"torchrun ({nproc} processes) failed training {method} with exit code "
+                           f"{completed.returncode}; log {log_path}:\n{tail}")
+
+
+def headline(run_dir: Path | None) -> str:
+    """'PSNR 22.10 dB, SSIM 0.871 (34 test images, step 120)' from a run's evaluation; '' when there is none."""
+    summary = run_dir / "eval" / "summary.json" if run_dir else None
+    if summary is None or not summary.is_file() or not (run_dir / "config.json").is_file():
+        return ""
+    record = json.loads(summary.read_text())
+    method = json.loads((run_dir / "config.json").read_text()).get("method")
+    row = next((r for r in record["summary"] if r["method"] == method), None)
+    if row is None:
+        return ""
+    return (f"PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f} ({row['num_images']} test images, "
+            f"step {record['checkpoint_step']})")
+
+
+class StageWatcher:
+    """While a stage executes, turn its run's ``progress.json`` and the notebook papermill is filling into Events.
+
+    A thread polls every ``poll_seconds``; records older than the stage's start (a previous session's)
+    are ignored. Reading a file mid-write just skips that poll.
+    """
+
+    def __init__(self, stage: str, notebook: Path, run_dir: Path | None, emit: EventSink, poll_seconds: float):
+        self.stage, self.notebook, self.run_dir, self.emit = stage, notebook, run_dir, emit
+        self.poll_seconds, self.started = poll_seconds, time.time()
+        self.last_record: dict[str, Any] | None = None
+        self.last_cell: int | None = None
+        self.resumed = False
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"watch-{stage}", daemon=True)
+
+    def __enter__(self) -> "StageWatcher":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._safe_poll()  # the last record (e.g. the final step) even if the stage outran the poll
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.poll_seconds):
+            self._safe_poll()
+
+    def _safe_poll(self) -> None:
+        try:
+            self.poll()
+        except Exception as err:  # a watcher must never stop the stage it watches
+            log.warning("progress of %s: %s", self.stage, err)
+
+    def poll(self) -> None:
+        record = self._read(self.run_dir / "progress.json") if self.run_dir else None
+        if record and record.get("time", 0) >= self.started and record != self.last_record:
+            self.last_record = record
+            if record["start_step"] > 0 and not self.resumed:
+                self.resumed = True
+                self.emit(Event(self.stage, "resume", {"step": record["start_step"],
+                                                       "total_steps": record["total_steps"]}))
+            self.emit(Event(self.stage, "train", {k: record[k] for k in
+                                                  ("step", "total_steps", "images_per_s", "eta_s", "terms")}))
+        notebook = self._read(self.notebook)
+        if notebook:
+            cells = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+            running = [i for i, c in enumerate(cells)
+                       if c.get("metadata", {}).get("papermill", {}).get("status") == "running"]
+            if running and running[0] != self.last_cell:
+                self.last_cell = running[0]
+                source = "".join(cells[running[0]].get("source", "")).strip().splitlines()
+                self.emit(Event(self.stage, "cell", {"cell": running[0] + 1, "cells": len(cells),
+                                                     "source": source[0] if source else ""}))
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(path.read_text()) if path.stat().st_mtime >= self.started - 1 else None
+        except (OSError, ValueError):  # absent, or caught mid-write (papermill rewrites the notebook in place)
+            return None
 
 
 # ------------------------------------------------------------------------------------------ book

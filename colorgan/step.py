@@ -84,7 +84,7 @@ class ColorGANStep:
             if self.weights["l1"] > 0:
                 terms["l1"] = losses.l1_term(ab_fake.float(), ab_real)
             if self.weights["perceptual"] > 0:
-                rgb_fake = model_to_rgb(L, ab_fake.float()).contiguous(memory_format=self.memory_format)
+                rgb_fake = model_to_rgb_fp32(L, ab_fake).contiguous(memory_format=self.memory_format)
                 terms["perceptual"] = losses.perceptual_term(self.vgg_forward(rgb_fake), features_lp)
             if self.weights["feature"] > 0:
                 terms["feature"] = losses.feature_term(noise_features, features_ls)
@@ -103,7 +103,8 @@ class ColorGANStep:
     def prepare(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """batch (B, 3, H, W) uint8 -> rgb (B, 3, H, W) in [0, 1], L (B, 1, H, W), ab (B, 2, H, W) in [-1, 1]."""
         rgb = uint8_to_float(batch).contiguous(memory_format=self.memory_format)
-        L, ab_real = rgb_to_model(rgb)  # colour conversion in fp32, outside autocast
+        with torch.autocast(self.device.type, enabled=False):  # fp32 even if a caller runs this under autocast
+            L, ab_real = rgb_to_model(rgb)
         return rgb, L, ab_real
 
     def generate(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -145,6 +146,17 @@ class ColorGANStep:
             ab, _ = self.generator(L, z)
         self.generator.train(was_training)
         return model_to_rgb(L, ab.float())
+
+
+def model_to_rgb_fp32(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """``model_to_rgb`` in fp32 even inside autocast: L (B, 1, H, W), ab (B, 2, H, W) in [-1, 1] -> rgb in [0, 1].
+
+    Under bf16 autocast the conversion's einsum would run in bf16 (8 bits of mantissa: steps of ~0.4% in
+    the colour matrix products), so the predicted image the perceptual loss compares would be coarser
+    than the target, whose conversion runs in fp32 (``prepare``). Both go through fp32.
+    """
+    with torch.autocast(L.device.type, enabled=False):
+        return model_to_rgb(L.float(), ab.float())
 
 
 def critic_update(critic: nn.Module, optimizer: torch.optim.Optimizer, L: torch.Tensor, ab_real: torch.Tensor,

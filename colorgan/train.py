@@ -31,6 +31,7 @@ from colorgan.validation import BEST_CHECKPOINT, Validator
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+PROGRESS_FILE = "progress.json"  # see write_progress
 # Fields that may differ when resuming: they change the budget or the bookkeeping, not the training.
 # Fields that do not change what a finished run computed (so it can be reused).
 REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
@@ -122,18 +123,19 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     num_steps = total_steps(cfg, len(train))
     metrics_path = run_dir / "metrics.jsonl"
     if ctx.is_main:
+        write_progress(run_dir, start_step, num_steps, start_step)
         runtime.write_json(run_dir / "config.json", cfg.to_dict())
         runtime.write_json(run_dir / "provenance.json", runtime.provenance(
             cfg.seed, device, **(extra_provenance or {}), world_size=ctx.world_size))
         truncate_metrics(metrics_path, start_step)
     for module in step.modules().values():
         module.to(device).train()
-    if ctx.enabled:
-        distribute = getattr(step, "distribute", None)
-        if not callable(distribute):
-            raise ValueError(f"{cfg.method}: its training step has no distribute(), so it trains in one "
-                             "process only; run it without torchrun")
+    distribute = getattr(step, "distribute", None)
+    if ctx.enabled and callable(distribute):
         distribute(ctx)
+    elif ctx.world_size > 1:  # one process under torchrun trains as without it
+        raise ValueError(f"{cfg.method}: its training step has no distribute(), so it trains in one "
+                         "process only; run it without torchrun")
     pin = device.type == "cuda"
     data = batches(train.images, cfg.batch_size, cfg.seed, start_step, cfg.flip, rank=ctx.rank,
                    world_size=ctx.world_size, pin_memory=pin)
@@ -176,6 +178,8 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
                 if metrics is not None:
                     metrics.write(json.dumps(line) + "\n")
                     metrics.flush()
+                    write_progress(run_dir, current, num_steps, start_step, values,
+                                   cfg.batch_size / line["sec_per_step"], (num_steps - current) * line["sec_per_step"])
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in ("g_total", "d_loss", "loss")})
             if at_checkpoint or out_of_time:
                 if ctx.is_main:
@@ -218,6 +222,18 @@ def save_best(path: Path, state: dict[str, Any]) -> None:
     """The best-on-validation weights, written like a checkpoint (atomic, with a digest)."""
     state = {**state, "digest": state_digest(state)}
     runtime.atomic_write_bytes(path, lambda f: torch.save(state, f))
+
+
+def write_progress(run_dir: Path, step: int, total: int, start_step: int, terms: dict[str, float] | None = None,
+                   images_per_s: float | None = None, eta_s: float | None = None) -> None:
+    """``<run_dir>/progress.json``: where a running ``fit`` is, for whoever watches the run (the pipeline).
+
+    ``start_step`` > 0 means this session resumed from that checkpoint step. Written at the start and at
+    every log line, atomically, so a reader never sees half a record.
+    """
+    runtime.write_json(run_dir / PROGRESS_FILE, {
+        "time": time.time(), "step": step, "total_steps": total, "start_step": start_step,
+        "terms": terms or {}, "images_per_s": images_per_s, "eta_s": eta_s})
 
 
 def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, float]:

@@ -22,7 +22,8 @@ VARIANTS = "channels_last,bf16,fused_adam,vgg_twice"
 
 
 def test_bench_writes_json_and_markdown(tmp_path: Path, capsys):
-    args = ["bench", "--image-size", "16", "--batch-size", "2", "--num-steps", "1", "--num-warmup", "1",
+    args = ["bench", "--image-size", "16", "--batch-size", "2", "--num-steps", "1", "--num-warmup", "1", "--max-warmup", "1",
+            "--no-conv-reference",
             "--variants", VARIANTS, "--pipeline-size", "32", "--pipeline-images", "8", "--pipeline-batches", "4",
             "--model-params", json.dumps(TINY_MODEL), "--output-dir", str(tmp_path), "--tag", "toy"]
     assert main(args) == 0

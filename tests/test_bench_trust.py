@@ -1,0 +1,86 @@
+"""`colorgan bench` on a shared machine: warm-up until step times settle, spread, machine load (flagged or
+refused), the CPU's bf16 hardware, and the convolution-stack reference the step's FLOP/s is compared with."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from colorgan import bench
+from colorgan.cli import main
+from colorgan.config import BenchConfig
+from tests.test_bench import TINY_MODEL
+
+CPU = torch.device("cpu")
+
+
+def test_settled_needs_a_full_window_within_tolerance():
+    assert not bench.settled([1.0, 1.0], 3, 0.1)
+    assert bench.settled([5.0, 1.0, 1.05, 0.98], 3, 0.1)
+    assert not bench.settled([1.0, 1.3, 1.0], 3, 0.1)
+
+
+def test_warm_up_continues_until_step_times_settle(monkeypatch):
+    times = iter([9.0, 4.0, 2.0, 1.0, 1.02, 0.99, 1.0, 1.0])  # oneDNN building kernels, then steady
+    monkeypatch.setattr(bench, "timed", lambda fn, device: next(times))
+    cfg = BenchConfig(num_warmup=2, max_warmup=12, settle_window=3, settle_tolerance=0.1)
+    record = bench.warm_until_settled(lambda: None, cfg, CPU)
+    assert record == {"seconds": pytest.approx(18.01), "steps": 6, "settled": True}
+    times = iter([3.0, 1.0, 2.0, 1.0])
+    assert bench.warm_until_settled(lambda: None, cfg.replace(max_warmup=4), CPU)["settled"] is False
+
+
+def test_spread_is_the_interquartile_range_over_the_median():
+    assert bench.spread([1.0, 1.0, 1.0]) == 0.0
+    assert bench.spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.0 - 2.0) / 3.0)
+
+
+def test_load_from_other_processes_is_flagged_on_cpu_only():
+    cfg = BenchConfig(max_other_load=0.5)
+    quiet = bench.machine_load(0.3, [1.2, 2.1, 2.3], 2.2, 2, cfg, CPU)  # our 2 threads ramp the load up to ~2
+    assert not quiet["under_load"] and quiet["others_max"] == pytest.approx(0.3)
+    busy = bench.machine_load(0.3, [2.5, 3.6], 3.4, 2, cfg, CPU)
+    assert busy["under_load"] and busy["others_max"] == pytest.approx(1.6)
+    assert bench.machine_load(3.0, [3.0], 3.0, 2, cfg, CPU)["under_load"]  # busy before we started
+    assert not bench.machine_load(9.0, [9.0], 9.0, 2, cfg, torch.device("cuda"))["under_load"]
+
+
+def test_a_busy_machine_is_refused_before_any_work(monkeypatch):
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (3.5, 3.0, 2.0))
+    with pytest.raises(RuntimeError, match=r"machine busy: the 1-min load average is 3.50 .*max_other_load=0.5"):
+        bench.run_bench(BenchConfig(device="cpu", refuse_under_load=True))
+
+
+def test_cpu_bf16_support_reads_the_cpu_flags():
+    support = bench.cpu_bf16_support()
+    assert set(support) == {"native", "flags", "torch_capability"}
+    assert set(support["flags"]) <= {"avx512_bf16", "amx_bf16"}
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    assert ("avx512_bf16" in flags.split()) == ("avx512_bf16" in support["flags"])
+    assert support["native"] == (bool(support["flags"]) or "AMX" in support["torch_capability"])
+
+
+@pytest.mark.slow
+def test_bench_reports_conv_reference_spread_and_load(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (6.0, 6.0, 6.0))  # as if other agents loaded the machine
+    args = ["bench", "--image-size", "16", "--batch-size", "2", "--num-steps", "3", "--num-warmup", "1",
+            "--max-warmup", "2", "--variants", "bf16", "--no-breakdown", "--no-profile", "--pipeline-size", "32",
+            "--pipeline-images", "8", "--pipeline-batches", "2", "--model-params", json.dumps(TINY_MODEL),
+            "--output-dir", str(tmp_path)]
+    assert main(args) == 0
+    [json_path] = tmp_path.glob("cpu-*.json")
+    record = json.loads(json_path.read_text())
+    conv, load = record["conv_reference"], record["device"]["load_average_1min"]
+    assert conv["flops"] == 4 * 2 * 16 * 64 * 64 * 64 * 64 * 9 * 3 - 2 * 16 * 64 * 64 * 64 * 64 * 9  # no dgrad of layer 1
+    assert conv["fp32"]["flops_per_s"] > 0 and conv["bf16"]["flops_per_s"] > 0
+    assert load["under_load"] and load["others_max"] == pytest.approx(6.0)
+    for variant in record["variants"].values():
+        assert variant["spread"] >= 0 and 1 <= variant["warmup_steps"] <= 2
+        reference = conv["bf16" if variant["precision"] == "bf16" else "fp32"]["flops_per_s"]
+        assert variant["conv_reference_fraction"] == pytest.approx(variant["achieved_flops_per_s"] / reference)
+    assert record["device"]["cpu_bf16"] == bench.cpu_bf16_support()
+    page = json_path.with_suffix(".md").read_text()
+    assert "**Measured under load**" in page and "convolution-stack reference" in page and "| × conv stack |" in page
+    assert ("bf16 in hardware" in page) == record["device"]["cpu_bf16"]["native"]
+    assert ("no bf16 instructions" in page) != record["device"]["cpu_bf16"]["native"]
