@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -145,8 +146,17 @@ def image_folder(tmp_path: Path) -> Path:
     return root
 
 
+def voc_mini_candidates() -> list[Path]:
+    """Where a voc-mini copy may be: $COLORGAN_VOC_MINI, the repository's data/voc-mini (what
+    `make data-voc-mini` builds), and the shared data folder beside the repository."""
+    named = [Path(os.environ["COLORGAN_VOC_MINI"])] if os.environ.get("COLORGAN_VOC_MINI") else []
+    return [*named, Path(__file__).resolve().parents[1] / "data" / "voc-mini", VOC_MINI]
+
+
 @pytest.fixture
 def voc_mini() -> Path:
-    if not (VOC_MINI / "train").is_dir():
-        pytest.skip(f"voc-mini not found at {VOC_MINI} (it lives in the shared data folder beside the repo)")
-    return VOC_MINI
+    found = next((p for p in voc_mini_candidates() if (p / "train").is_dir()), None)
+    if found is None:
+        pytest.skip("voc-mini not found at " + ", ".join(map(str, voc_mini_candidates()))
+                    + " (build it with `make data-voc-mini DATA=/path/to/VOCdevkit`, or set COLORGAN_VOC_MINI)")
+    return found

@@ -87,6 +87,8 @@ def test_table_pairs_every_method_with_the_grayscale_row():
     wide = study.wide_table(table.reset_index(), {"colorgan": 800, "chromagan": 800})
     assert set(wide.Method) == {GRAYSCALE, "ColorGAN", "ChromaGAN"}
     assert wide.set_index("Method").loc["ColorGAN", "Δpsnr vs gray"].endswith("*")
+    front = report.headline_table(study.table1_columns(table.reset_index()))  # what the book's first page shows
+    assert float(front.set_index("method").loc["ColorGAN", "Δ vs grayscale"]) == pytest.approx(0.5, abs=0.15)
 
 
 @pytest.mark.slow
