@@ -124,3 +124,16 @@ def test_tiny_study_end_to_end(tmp_path: Path):
     written = cache.stat().st_mtime_ns
     cached = study.score_run(first, METHODS, "best_val", 2)
     assert len(cached) == (per_image.run_dir == first).sum() and cache.stat().st_mtime_ns == written
+
+
+def test_table1_refuses_runs_of_different_image_sizes(tmp_path: Path):
+    import json
+
+    runs = []
+    for name, size in (("a", 64), ("b", 32)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"method": "colorgan", "image_size": size, "seed": 0}))
+        runs.append(str(run))
+    with pytest.raises(ValueError, match="Table 1 compares methods at one image size"):
+        report.table1(runs, METHODS)
