@@ -575,11 +575,15 @@ class Html(str):
         return str(self)
 
 
+MAX_COLUMNS = 7  # more columns than this do not fit a 1280 px page with their intervals under the numbers
+
+
 def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...] = ("notes",)) -> Html:
     """A DataFrame as a readable HTML table: no index column, numbers right-aligned with their intervals
     under them (a column 'X 95% CI' joins the column before it whose name starts with X), text in the
     ``footnotes`` columns as numbered notes below the table, other text wrapped; all inside a box that
-    scrolls sideways by itself if the table is still wider than the page."""
+    scrolls sideways by itself if the table is still wider than the page. A text column that says the same
+    in every row becomes one note; a table of many columns and few rows is shown transposed."""
     import html
     import re
 
@@ -604,6 +608,12 @@ def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...
             table[owner] = [f"{cell(v)} {cell(ci)}".strip() for v, ci in zip(table[owner], table[column])]
             table = table.drop(columns=column)
     notes: list[str] = []
+    for column in [c for c in table.columns if c not in footnotes and len(table) > 1]:
+        values = set(table[column].map(cell))
+        if len(values) == 1 and not re.match(_NUMERIC, next(iter(values))) and next(iter(values)) not in ("", "—"):
+            # the same text in every row (e.g. 'n/a (no LPIPS weights)'): said once under the table
+            notes.append(f"{column}: {next(iter(values))} (every row)")
+            table = table.drop(columns=column)
     for column in [c for c in footnotes if c in table.columns]:
         marks = []
         for text in table[column].map(cell):
@@ -611,6 +621,11 @@ def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...
                 notes.append(text)
             marks.append(f"[{len(notes)}]" if text else "")
         table[column] = marks
+    if len(table.columns) > MAX_COLUMNS and len(table) < len(table.columns) / 2:
+        # few rows, many columns (Table 1, an evaluation summary): metrics as rows, methods as columns (the
+        # paper's own Table 1 layout) reads narrower than one wide row per method
+        first = table.columns[0]
+        table = table.set_index(first).T.reset_index().rename(columns={"index": str(first)})
     columns = list(table.columns)
     cells = [[cell(v) for v in row] for row in table.itertuples(index=False)]
     numeric = [all(re.match(_NUMERIC, row[i]) or row[i] in ("", "—") for row in cells) and
@@ -623,7 +638,10 @@ def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...
         value, _, interval = value.partition(" [") if is_number else (value, "", "")
         return html.escape(value) + (f'<span class="ci">[{html.escape(interval)}</span>' if interval else "")
 
-    body = "".join("<tr>" + "".join(f'<td class="{"num" if numeric[i] else "text"}">{shown(v, numeric[i])}</td>'
+    def is_number(value: str, column: int) -> bool:  # per cell: a transposed table mixes numbers and text
+        return numeric[column] or bool(re.match(_NUMERIC, value))
+
+    body = "".join("<tr>" + "".join(f'<td class="{"num" if is_number(v, i) else "text"}">{shown(v, is_number(v, i))}</td>'
                                     for i, v in enumerate(row)) + "</tr>" for row in cells)
     title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     notes_html = ("<ol class=\"table-notes\">" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ol>"

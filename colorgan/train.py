@@ -36,7 +36,7 @@ PROGRESS_FILE = "progress.json"  # see write_progress
 # Fields that do not change what a finished run computed (so it can be reused).
 REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
                  "keep_checkpoints"}
-CODE_RECORD = "code.json"  # written by train_or_reuse: the content hash of the code that trains the run
+CODE_RECORD = "code.json"  # written by train: the content hash of the code that trains the run
 RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
                      "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap",
                      "channels_last", "compile", "fused_adam", "share_vgg_targets"}  # speed only, same maths
@@ -460,6 +460,8 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
     with distributed.process_group(ctx, device):
         if ctx.is_main:  # before the data: reading and caching a dataset can take long, then fail on the run folder
             prepare_run_dir(run_dir, cfg, CheckpointDir(run_dir / "checkpoints"))
+            # which code trains this run (train_or_reuse reuses or resumes only a run made by the same code)
+            runtime.write_json(run_dir / CODE_RECORD, {"code_hash": code_hash(), "git_commit": runtime.git_commit()})
         with distributed.main_first(ctx):  # rank 0 builds the image cache, the others then read it
             train_set, test_set, data_info = load_split(cfg, cache_dir)
         val_set = None
@@ -514,8 +516,6 @@ def train_or_reuse(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Pa
             log.info("reusing finished run %s (step %d, code %s)", run_dir, record["step"], current_code)
             return FitResult(run_dir, record["step"], record["total_steps"], record["wall_seconds"], False)
     resume = bool(CheckpointDir(run_dir / "checkpoints").paths())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    runtime.write_json(code_path, {"code_hash": current_code, "git_commit": runtime.git_commit()})
     return train(cfg.replace(resume=resume), build_step, cache_dir)
 
 

@@ -60,7 +60,11 @@ def test_a_finished_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
 
 def test_a_run_without_a_code_record_is_not_reused(tmp_path):
     cfg = tiny_config(tmp_path, num_steps=2)
-    train.train(cfg, ColorGANStep, tmp_path / "cache")  # `colorgan train` writes no code record
+    train.train(cfg, ColorGANStep, tmp_path / "cache")  # every run records its code (`colorgan train` too) ...
+    record = Path(cfg.run_dir) / train.CODE_RECORD
+    assert json.loads(record.read_text())["code_hash"] == source_hash.code_hash()
+    assert train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache").step == 2  # ... so it is reused
+    record.unlink()  # a run from before code records
     with pytest.raises(ValueError, match="unrecorded version"):
         train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
 

@@ -137,6 +137,6 @@ def test_reproduce_trains_a_stage_on_two_torchrun_processes(tmp_path: Path, monk
     pipeline.run(p, execute, book=False, on_event=events.append, nproc={"train_colorgan": 2}, poll_seconds=0.1)
     run_dir = REPO / p.params["train_colorgan"]["run_dir"]
     assert json.loads((run_dir / "provenance.json").read_text())["world_size"] == 2
-    assert (tmp_path / "smoke" / "logs" / "train_colorgan-torchrun.log").is_file()
+    assert (p.out_dir / "logs" / "train_colorgan-torchrun.log").is_file()
     assert [r.step for r in reused] == [4]  # the notebook found the finished run: nothing trained twice
     assert [e.info["step"] for e in events if e.kind == "train"][-1] == 4
