@@ -54,6 +54,24 @@ class FeatureNets:
     is_lpips: bool = False
 
 
+def fid_inception_graph() -> nn.Module:
+    """The FID InceptionV3 graph (1008 classes, no aux logits) with random weights, ready for a state_dict."""
+    from piq.feature_extractors import fid_inception as piq_inception
+
+    inception = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=False)
+    # these blocks of the FID graph differ from torchvision's Inception (piq's fid_inception_v3, no download)
+    inception.Mixed_5b = piq_inception.FIDInceptionA(192, pool_features=32)
+    inception.Mixed_5c = piq_inception.FIDInceptionA(256, pool_features=64)
+    inception.Mixed_5d = piq_inception.FIDInceptionA(288, pool_features=64)
+    inception.Mixed_6b = piq_inception.FIDInceptionC(768, channels_7x7=128)
+    inception.Mixed_6c = piq_inception.FIDInceptionC(768, channels_7x7=160)
+    inception.Mixed_6d = piq_inception.FIDInceptionC(768, channels_7x7=160)
+    inception.Mixed_6e = piq_inception.FIDInceptionC(768, channels_7x7=192)
+    inception.Mixed_7b = piq_inception.FIDInceptionE1(1280)
+    inception.Mixed_7c = piq_inception.FIDInceptionE2(2048)
+    return inception
+
+
 class InceptionFeatures(nn.Module):
     """piq's FID InceptionV3 (resize to 299 bilinear, scale to [-1, 1], pool3) with weights from a state_dict.
 
@@ -62,20 +80,7 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, state: dict[str, torch.Tensor]):
         super().__init__()
-        from piq.feature_extractors import fid_inception as piq_inception
-
-        inception = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False,
-                                                    init_weights=False)
-        # these blocks of the FID graph differ from torchvision's Inception (piq's fid_inception_v3, no download)
-        inception.Mixed_5b = piq_inception.FIDInceptionA(192, pool_features=32)
-        inception.Mixed_5c = piq_inception.FIDInceptionA(256, pool_features=64)
-        inception.Mixed_5d = piq_inception.FIDInceptionA(288, pool_features=64)
-        inception.Mixed_6b = piq_inception.FIDInceptionC(768, channels_7x7=128)
-        inception.Mixed_6c = piq_inception.FIDInceptionC(768, channels_7x7=160)
-        inception.Mixed_6d = piq_inception.FIDInceptionC(768, channels_7x7=160)
-        inception.Mixed_6e = piq_inception.FIDInceptionC(768, channels_7x7=192)
-        inception.Mixed_7b = piq_inception.FIDInceptionE1(1280)
-        inception.Mixed_7c = piq_inception.FIDInceptionE2(2048)
+        inception = fid_inception_graph()
         inception.load_state_dict(state)
         self.blocks = nn.Sequential(
             inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3, nn.MaxPool2d(3, 2),

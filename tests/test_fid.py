@@ -79,18 +79,7 @@ def test_inception_loads_from_the_hub_cache_file(tmp_path: Path, monkeypatch: py
     Its weights here are random, so the values mean nothing: only the loading and the shapes are tested.
     """
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    from piq.feature_extractors import fid_inception as piq_inception
-
-    reference = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=False)
-    reference.Mixed_5b = piq_inception.FIDInceptionA(192, pool_features=32)
-    reference.Mixed_5c = piq_inception.FIDInceptionA(256, pool_features=64)
-    reference.Mixed_5d = piq_inception.FIDInceptionA(288, pool_features=64)
-    reference.Mixed_6b = piq_inception.FIDInceptionC(768, channels_7x7=128)
-    reference.Mixed_6c = piq_inception.FIDInceptionC(768, channels_7x7=160)
-    reference.Mixed_6d = piq_inception.FIDInceptionC(768, channels_7x7=160)
-    reference.Mixed_6e = piq_inception.FIDInceptionC(768, channels_7x7=192)
-    reference.Mixed_7b = piq_inception.FIDInceptionE1(1280)
-    reference.Mixed_7c = piq_inception.FIDInceptionE2(2048)
+    reference = feature_nets.fid_inception_graph()  # a state_dict of the right shape (random weights)
     path = tmp_path / "hub" / "checkpoints" / feature_nets.INCEPTION_FILE
     path.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), path)
