@@ -17,8 +17,6 @@ direction, *contradicted* when it lies below, *inconclusive at this scale* other
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from colorgan import metrics, runtime
 from colorgan.color import model_to_rgb, rgb_to_model
 from colorgan.config import RunConfig, StudyConfig, field_default
 from colorgan.data import load_split
+from colorgan.evaluate import metric_code_digest
 from colorgan.metrics import GRAYSCALE, Colorizer, bootstrap_ci, paired_bootstrap
 from colorgan.train import StepFactory, load_trained, run_hash, train_or_reuse
 
@@ -127,7 +126,8 @@ def score_run(run_dir: Path | str, methods: Methods, checkpoint: str = "best_val
               device: str = "auto") -> pd.DataFrame:
     """Score one run's chosen weights on its test split (cached in ``eval/study-<checkpoint>.csv``).
 
-    The cache is reused only when the checkpoint, its step, the diversity count and the metric code are
+    The cache is reused only when the checkpoint, its step, the diversity count and the metric code
+    (``evaluate.metric_code_digest``) are
     unchanged. Returns the rows of ``metrics.evaluate`` plus checkpoint_step and run_dir.
     """
     run_dir = Path(run_dir)
@@ -136,7 +136,7 @@ def score_run(run_dir: Path | str, methods: Methods, checkpoint: str = "best_val
     torch_device = runtime.select_device(device)
     cfg, step, checkpoint_step = load_trained(run_dir, config_cls, build_step, torch_device, checkpoint=checkpoint)
     key = {"checkpoint": checkpoint, "checkpoint_step": checkpoint_step, "num_diversity_samples": num_diversity_samples,
-           "metric_code": hashlib.sha256(inspect.getsource(metrics).encode()).hexdigest()[:16]}
+           "metric_code": metric_code_digest()}
     cache, cache_key = run_dir / "eval" / f"study-{checkpoint}.csv", run_dir / "eval" / f"study-{checkpoint}.json"
     if cache.is_file() and cache_key.is_file() and json.loads(cache_key.read_text()) == key:
         return pd.read_csv(cache)
