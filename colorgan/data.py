@@ -316,8 +316,11 @@ def sample_images(num_train_crops: int, size: int) -> tuple[ImageSet, ImageSet]:
 # -------------------------------------------------------------------------------------- top level
 
 
-def load_split(cfg: DataConfig, cache_dir: Path = Path(".cache/images")) -> tuple[ImageSet, ImageSet, dict]:
+def load_split(cfg: DataConfig, cache_dir: Path = Path(".cache/images"),
+               progress: bool = False) -> tuple[ImageSet, ImageSet, dict]:
     """Training and test images for ``cfg.data`` at ``cfg.image_size``, plus a description of the split.
+
+    ``progress`` draws a bar while a folder is decoded for the first time (later calls read the cache).
 
     Returns:
         (train, test, info) where info records source, root, counts and skipped files (for provenance).
@@ -335,8 +338,8 @@ def load_split(cfg: DataConfig, cache_dir: Path = Path(".cache/images")) -> tupl
         if not train_files or not test_files:
             raise ValueError(f"data_root: {root_path} gives {len(train_files)} train and {len(test_files)} "
                              "test images; both must be non-empty")
-        train = cached_images(train_files, size, cache_dir, cfg.progress)
-        test = cached_images(test_files, size, cache_dir, cfg.progress)
+        train = cached_images(train_files, size, cache_dir, progress)
+        test = cached_images(test_files, size, cache_dir, progress)
         root = str(root_path.resolve())
     if cfg.max_images:
         train = ImageSet(train.images[: cfg.max_images], train.names[: cfg.max_images], train.skipped)

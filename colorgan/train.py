@@ -463,7 +463,7 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
             # which code trains this run (train_or_reuse reuses or resumes only a run made by the same code)
             runtime.write_json(run_dir / CODE_RECORD, {"code_hash": code_hash(), "git_commit": runtime.git_commit()})
         with distributed.main_first(ctx):  # rank 0 builds the image cache, the others then read it
-            train_set, test_set, data_info = load_split(cfg, cache_dir)
+            train_set, test_set, data_info = load_split(cfg, cache_dir, progress=cfg.progress)
         val_set = None
         if cfg.num_val_images:
             train_set, val_set = carve_validation(train_set, cfg.num_val_images)

@@ -106,6 +106,14 @@ def test_notebooks_show_no_code_in_the_book():
         assert "display(report.ran_with(cfg))" in code[1].source, path.name
 
 
+def test_every_notebook_names_its_kernel():
+    # papermill refuses a notebook without a kernelspec ("No language found in notebook"), and the
+    # as-is test below runs them with an explicit kernel, so it would not notice
+    for path in BOOK.glob("*.ipynb"):
+        spec = nbformat.read(path, as_version=4).metadata.get("kernelspec", {})
+        assert spec.get("language") == "python" and spec.get("name"), path.name
+
+
 @pytest.mark.slow
 def test_every_notebook_runs_as_it_is(tmp_path, monkeypatch):
     """Opened by hand: each notebook, executed without parameters in order, runs its small demo."""

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from colorgan import data
-from colorgan.config import ColorGANConfig
+from colorgan.config import ColorGANConfig, DataConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import train
 from tests.bad_images import make_corpus
@@ -85,6 +85,13 @@ def test_load_split_records_the_source(tmp_path: Path, image_folder: Path):
     assert (info["source"], info["num_train"], info["num_test"]) == ("folder", 12, 4)
     record = data.split_record(train, test, info)
     assert len(record["train"]) == 12 and record["test"][0].startswith("img_")
+
+
+def test_the_data_chapter_loads_a_folder_with_its_own_config(tmp_path: Path, image_folder: Path):
+    # the data chapter holds a DataConfig, which has no training fields (a RunConfig-only field here broke it)
+    cfg = DataConfig(data="folder", data_root=str(image_folder), image_size=16)
+    train, test, info = data.load_split(cfg, tmp_path / "cache", progress=True)
+    assert (len(train), len(test), info["source"]) == (12, 4, "folder")
 
 
 def test_missing_data_root_fails_before_work(tmp_path: Path):
