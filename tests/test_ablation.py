@@ -94,6 +94,22 @@ def test_table_and_verdicts_follow_the_numbers():
     assert wide.set_index("variant").loc["no_noise", "Δpsnr"].endswith("*")
 
 
+def test_the_literal_eq2_row_holds_when_dropping_ls_raises_diversity():
+    """'Ls lowers diversity' is tested the other way round: it holds when no_ls is more diverse than full."""
+    claim = "Literal eq. 2: Ls lowers diversity (G_f never sees the image)"
+    outcomes = {}
+    for shift in (+1.0, -1.0, 0.0):
+        per_image = synthetic_per_image(effect=0.0)
+        per_image.loc[per_image.variant == "no_ls", "diversity"] += shift
+        outcomes[shift] = ablation.verdicts(ablation.ablation_table(per_image, num_resamples=300)).set_index(
+            "claim").loc[claim]
+    assert outcomes[+1.0].verdict == "holds" and "higher without it" in outcomes[+1.0].evidence
+    assert outcomes[-1.0].verdict == "contradicted"
+    assert outcomes[0.0].verdict == "not supported at this scale"
+    assert ablation.verdicts(ablation.ablation_table(synthetic_per_image(-1.0), num_resamples=300)).set_index(
+        "claim").verdict["The L1 term improves quality (PSNR)"] == "not tested"  # no_l1 was not run
+
+
 def test_an_invisible_colour_difference_is_called_one():
     per_image = synthetic_per_image(effect=-1.0)
     claim = "The noise branch adds diversity (§1, §2.1)"

@@ -137,3 +137,22 @@ def test_table1_refuses_runs_of_different_image_sizes(tmp_path: Path):
         runs.append(str(run))
     with pytest.raises(ValueError, match="Table 1 compares methods at one image size"):
         report.table1(runs, METHODS)
+
+
+def test_the_diversity_finding_follows_the_numbers(tmp_path: Path):
+    """Each reading of the no_ls ablation gives its own conclusion; without the ablation the page says what to run."""
+    table = pd.DataFrame([{"method": "colorgan", "metric": "diversity", "mean": 0.03, "low": 0.02, "high": 0.04}])
+
+    def finding(no_ls_mean, low, high):
+        ablation = pd.DataFrame([
+            {"variant": "full", "metric": "diversity", "mean": 0.03},
+            {"variant": "no_ls", "metric": "diversity", "mean": no_ls_mean, "diff_vs_full": no_ls_mean - 0.03,
+             "diff_low": low, "diff_high": high}])
+        return study.diversity_finding(study.StudyResults(tmp_path, table, pd.DataFrame(), [], ablation))
+
+    assert "below a just-noticeable" in study.diversity_finding(
+        study.StudyResults(tmp_path, table, pd.DataFrame(), [], None)) and "make ablations" in study.diversity_finding(
+        study.StudyResults(tmp_path, table, pd.DataFrame(), [], None))
+    assert "restores visible diversity" in finding(4.0, 3.5, 4.5)
+    assert "explains part" in finding(0.5, 0.4, 0.6)
+    assert "does not raise it" in finding(0.03, -0.01, 0.01)
