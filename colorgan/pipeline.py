@@ -612,9 +612,11 @@ def intro_page(p: Plan) -> str:
     the grayscale row and the paper, verdicts, time and machine), its caveats, then the paper in brief."""
     from colorgan.report import comparability_note, headline
 
-    # the ColorGAN run's protocol; an experiment of variants (ablations, a study) shares its base config's
+    # the ColorGAN run's protocol; an experiment of variants (ablations, a study) shares its base config's,
+    # with a study's own ColorGAN fields on top (its widths are the ones that ran, not the defaults)
     params = p.params.get("train_colorgan") or next(
-        (v["base"] for v in p.params.values() if isinstance(v.get("base"), dict)), None)
+        ({**v["base"], **v.get("methods", {}).get("colorgan", {})} for v in p.params.values()
+         if isinstance(v.get("base"), dict)), None)
     note = (comparability_note(ColorGANConfig.from_params(params).to_dict()) if params is not None else
             "Each chapter says how its runs differ from the paper's protocol.")
     figures = [f"```{{figure}} {name}\n:width: 100%\n:alt: {caption}\n\n{caption} (click to enlarge)\n```\n"

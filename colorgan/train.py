@@ -25,7 +25,8 @@ from torch import nn
 from colorgan import distributed, runtime
 from colorgan.config import RunConfig
 from colorgan.data import ImageSet, batches, carve_validation, load_split, prefetch, split_record, steps_per_epoch
-from colorgan.source_hash import code_hash
+# code_hash here is the training code's hash: reports and verdicts can change without retraining
+from colorgan.source_hash import training_code_hash as code_hash
 from colorgan.validation import BEST_CHECKPOINT, Validator
 
 log = logging.getLogger(__name__)
@@ -480,8 +481,8 @@ def train(cfg: RunConfig, build_step: StepFactory, cache_dir: Path = Path(".cach
 def run_hash(cfg: RunConfig) -> str:
     """8 hex digits naming a run folder: what the run computes (bookkeeping fields excluded) and the code.
 
-    With the code's content hash in it, an edit to colorgan/ or baselines/ trains into a new folder
-    instead of serving numbers that the old code made.
+    With the training code's content hash in it (``source_hash.training_code_hash``), an edit that can
+    change what a run computes trains into a new folder instead of serving numbers that the old code made.
     """
     relevant = {k: v for k, v in cfg.to_dict().items() if k not in REUSE_IGNORES | {"run_dir"}}
     relevant["code"] = code_hash()

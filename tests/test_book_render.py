@@ -10,6 +10,8 @@ import pytest
 
 from colorgan import pipeline
 from colorgan.cli import METHODS
+from tests.conftest import write_images
+from tests.test_book import AS_IS
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 TOY = ("image_size=32 batch_size=4 num_sample_crops=16 num_steps=3 checkpoint_every=3 num_bootstrap=100 "
@@ -98,21 +100,35 @@ def test_the_network_scan_catches_every_form():
         assert not any(rx.search(sample) for rx in LOADS.values()), sample
 
 
-@pytest.mark.slow
-def test_book_renders_in_chromium(book: Path, tmp_path: Path):
-    """Every page at 1280 and 390 px: no sideways page scroll, every image loaded, no code shown unless its
-    toggle is opened, nothing fetched from outside the book. Screenshots: $BOOK_SCREENSHOTS or tmp_path."""
-    require_browser()
+@pytest.fixture(scope="module")
+def study_book(tmp_path_factory) -> Path:
+    """The study profile at toy size (2 seeds, 4 steps per method) on a folder of written photos: data ->
+    study -> summary, through papermill and Jupyter Book like `make reproduce PROFILE=study`."""
+    photos = tmp_path_factory.mktemp("photos")
+    write_images(photos, 40, size=(40, 40))
+    toy = {"methods": AS_IS["study"]["methods"], "seeds": [0, 1], "num_images_seen": 16, "num_diversity_samples": 2,
+           "num_fig2_images": 2, "num_bootstrap": 100, "base.image_size": 32, "base.batch_size": 4,
+           "base.num_val_images": 4, "base.val_every": 2, "base.checkpoint_every": 2, "base.log_every": 1,
+           "base.num_bootstrap": 100}
+    p = pipeline.plan("study", METHODS, str(photos), overrides=toy, results_root=tmp_path_factory.mktemp("results"))
+    assert set(pipeline.run(p).values()) == {"ran"}
+    return p.out_dir
+
+
+def book_pages(html: Path) -> list[str]:
+    """Every page of a built book (index.html only redirects to the first page; the index and search pages
+    are Sphinx's)."""
+    return sorted(p.name for p in html.glob("*.html") if p.name not in ("genindex.html", "search.html", "index.html"))
+
+
+def start_browser(tmp_path: Path):
+    """Headless Chromium at 1280 px and a wait that tolerates elements replaced while a page loads."""
     from selenium import webdriver
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    shots = Path(os.environ.get("BOOK_SCREENSHOTS") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    print(f"book screenshots: {shots}")
     options = Options()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -120,59 +136,90 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
                  "--disable-quic", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    wait = WebDriverWait(driver, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    return driver, WebDriverWait(driver, 60, ignored_exceptions=(NoSuchElementException,
+                                                                 StaleElementReferenceException))
+
+
+def screenshot_dir(tmp_path: Path, book_name: str) -> Path:
+    shots = Path(os.environ.get("BOOK_SCREENSHOTS") or tmp_path / "screenshots") / book_name
+    shots.mkdir(parents=True, exist_ok=True)
+    print(f"book screenshots: {shots}")
+    return shots
+
+
+def page_problems(driver, wait, html: Path, pages: list[str], shots: Path) -> list[str]:
+    """Open every page at each of WIDTHS, keep a full-page screenshot, and list what a reader would trip on."""
+    from selenium.webdriver.common.by import By
+
+    problems = []
+    for label, width in WIDTHS.items():
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+        for page in pages:
+            driver.get((html / page).as_uri())
+            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+            # lazy images load only when scrolled to: load them all, then check every one
+            driver.execute_script("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+            wait.until(lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)"))
+            broken = driver.execute_script(
+                "return Array.from(document.images).filter(i => !i.naturalWidth).map(i => i.src)")
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            code = [e for e in driver.find_elements(By.CSS_SELECTOR, ".cell_input, div.highlight-ipython3")
+                    if e.is_displayed()]
+            remote = driver.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)"
+                ".filter(n => !n.startsWith('file:') && !n.startsWith('data:'))")
+            save_full_page(driver, shots / f"{page[:-5]}-{label}.png")
+            unnamed = driver.execute_script(  # pandas' index shows as a first column without a name
+                "return Array.from(document.querySelectorAll('table thead th:first-child'))"
+                ".filter(e => !e.textContent.trim()).length")
+            wide = driver.execute_script(  # at laptop width every table fits its column
+                "return Array.from(document.querySelectorAll('.report-table'))"
+                ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.querySelector('th').textContent)")
+            if wide and width >= 1280:
+                problems.append(f"{page} at {width} px: tables wider than the page: {wide}")
+            if unnamed:
+                problems.append(f"{page}: {unnamed} tables start with an unnamed (index) column")
+            if broken:
+                problems.append(f"{page} at {width} px: images that did not load: {broken}")
+            if overflow > 1:
+                problems.append(f"{page} at {width} px: the page scrolls sideways by {overflow} px")
+            if code:
+                problems.append(f"{page} at {width} px: {len(code)} code cells shown without opening a toggle")
+            if remote:
+                problems.append(f"{page} at {width} px: fetched {remote}")
+    return problems
+
+
+def body_text(driver, wait, page: Path, expected: str) -> str:
+    """The text of ``page`` once ``expected`` shows (index.html is a redirect: wait for its target)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(page.as_uri())
+    wait.until(lambda d: expected in d.find_element(By.TAG_NAME, "body").text)
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+@pytest.mark.slow
+def test_book_renders_in_chromium(book: Path, tmp_path: Path):
+    """Every page at 1280 and 390 px: no sideways page scroll, every image loaded, no code shown unless its
+    toggle is opened, nothing fetched from outside the book. Screenshots: $BOOK_SCREENSHOTS or tmp_path."""
+    require_browser()
+    from selenium.webdriver.common.by import By
+
+    shots = screenshot_dir(tmp_path, "smoke")
     html = book / "html-build" / "_build" / "html"
-    # every page of the book (index.html only redirects to intro.html; the index and search pages are Sphinx's)
-    pages = sorted(p.name for p in html.glob("*.html") if p.name not in ("genindex.html", "search.html", "index.html"))
+    pages = book_pages(html)
     chapters = {"intro.html", "data.html", "table1.html", "report.html"} | {f"train_{m}.html" for m in METHODS}
     assert chapters <= set(pages), pages
-    problems = []
+    driver, wait = start_browser(tmp_path)
     try:
-        driver.get((html / "index.html").as_uri())
-        # index.html is Jupyter Book's redirect to the first page: wait until that page has loaded
-        wait.until(lambda d: "Not comparable with the paper" in d.find_element(By.TAG_NAME, "body").text)
-        body = driver.find_element(By.TAG_NAME, "body").text
+        body = body_text(driver, wait, html / "index.html", "Not comparable with the paper")
         for expected in ("grayscale", "PSNR, paper", "How long it took"):
             assert expected in body, expected
         assert "2026" in body and "colorgan-repro contributors" in body and "2023" not in body
-        for label, width in WIDTHS.items():
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
-            for page in pages:
-                driver.get((html / page).as_uri())
-                wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
-                # lazy images load only when scrolled to: load them all, then check every one
-                driver.execute_script("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
-                wait.until(lambda d: d.execute_script(
-                    "return Array.from(document.images).every(i => i.complete)"))
-                broken = driver.execute_script(
-                    "return Array.from(document.images).filter(i => !i.naturalWidth).map(i => i.src)")
-                overflow = driver.execute_script(
-                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
-                code = [e for e in driver.find_elements(By.CSS_SELECTOR, ".cell_input, div.highlight-ipython3")
-                        if e.is_displayed()]
-                remote = driver.execute_script(
-                    "return performance.getEntriesByType('resource').map(e => e.name)"
-                    ".filter(n => !n.startsWith('file:') && !n.startsWith('data:'))")
-                save_full_page(driver, shots / f"{page[:-5]}-{label}.png")
-                unnamed = driver.execute_script(  # pandas' index shows as a first column without a name
-                    "return Array.from(document.querySelectorAll('table thead th:first-child'))"
-                    ".filter(e => !e.textContent.trim()).length")
-                wide = driver.execute_script(  # at laptop width every table fits its column
-                    "return Array.from(document.querySelectorAll('.report-table'))"
-                    ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.querySelector('th').textContent)")
-                if wide and width >= 1280:
-                    problems.append(f"{page} at {width} px: tables wider than the page: {wide}")
-                if unnamed:
-                    problems.append(f"{page}: {unnamed} tables start with an unnamed (index) column")
-                if broken:
-                    problems.append(f"{page} at {width} px: images that did not load: {broken}")
-                if overflow > 1:
-                    problems.append(f"{page} at {width} px: the page scrolls sideways by {overflow} px")
-                if code:
-                    problems.append(f"{page} at {width} px: {len(code)} code cells shown without opening a toggle")
-                if remote:
-                    problems.append(f"{page} at {width} px: fetched {remote}")
+        problems = page_problems(driver, wait, html, pages, shots)
         # a code toggle opens: the code is hidden, not removed
         driver.get((html / "table1.html").as_uri())
         toggle = driver.find_element(By.CSS_SELECTOR, "details.hide.above-input > summary")
@@ -181,6 +228,32 @@ def test_book_renders_in_chromium(book: Path, tmp_path: Path):
         wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".cell_input")))
         # figures open at full resolution on a click (Fig. 2, the gallery, curves, distributions)
         assert len(driver.find_elements(By.CSS_SELECTOR, ".cell_output a.image-reference > img")) >= 4
+    finally:
+        driver.quit()
+    assert not problems, "\n".join(problems)
+    assert len(list(shots.glob("*.png"))) == 2 * len(pages)
+
+
+@pytest.mark.slow
+def test_study_book_renders_in_chromium(study_book: Path, tmp_path: Path):
+    """The study profile's book: the front page gives the verdicts, the Reproducibility summary reads in the
+    challenge's structure with its computed claims table, and every page passes the same checks."""
+    require_browser()
+    shots = screenshot_dir(tmp_path, "study")
+    html = study_book / "html-build" / "_build" / "html"
+    pages = book_pages(html)
+    assert {"intro.html", "data.html", "study.html", "summary.html"} <= set(pages), pages
+    driver, wait = start_browser(tmp_path)
+    try:
+        front = body_text(driver, wait, html / "index.html", "Not comparable with the paper")
+        assert "Verdicts on the paper" in front and "PSNR, paper" in front
+        assert "gen_width=16" in front  # the study's own ColorGAN widths, not the config defaults
+        summary = body_text(driver, wait, html / "summary.html", "Reproducibility summary")
+        for section in ("Scope", "Claims", "Method", "Results", "Diversity", "What was easy, what was difficult",
+                        "Deviations from the paper", "Claims, evidence, verdicts"):
+            assert section in summary, section
+        assert "ColorGAN > ChromaGAN on PSNR" in summary and "make ablations PROFILE=study" in summary
+        problems = page_problems(driver, wait, html, pages, shots)
     finally:
         driver.quit()
     assert not problems, "\n".join(problems)

@@ -28,6 +28,40 @@ def test_code_hash_follows_every_py_file_of_the_library_and_baselines(tmp_path):
     assert source_hash.code_hash(tmp_path) == edited
 
 
+def test_a_report_edit_keeps_the_training_runs_and_a_model_edit_does_not(tmp_path):
+    for package in source_hash.CODE_PACKAGES:
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    code, training = source_hash.code_hash(tmp_path), source_hash.training_code_hash(tmp_path)
+    assert training == source_hash.training_code_hash(REPO) and training != code
+    report = tmp_path / "colorgan" / "report.py"
+    report.write_text(report.read_text() + "#\n")
+    assert source_hash.code_hash(tmp_path) != code  # the book's stages re-run ...
+    assert source_hash.training_code_hash(tmp_path) == training  # ... reusing the finished runs
+    for name in ("colorgan/models.py", "baselines/coltran/core.py", "colorgan/metrics.py"):
+        path = tmp_path / name
+        before = source_hash.training_code_hash(tmp_path)
+        path.write_text(path.read_text() + "#\n")
+        assert source_hash.training_code_hash(tmp_path) != before, name
+
+
+def test_training_code_never_imports_a_presentation_module():
+    """Leaving PRESENTATION out of the runs' hash is safe only while nothing that trains imports them."""
+    import ast
+
+    listed = {Path(name).stem for name in source_hash.PRESENTATION}
+    assert all((REPO / name).is_file() for name in source_hash.PRESENTATION)
+    for package in source_hash.CODE_PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            if path.relative_to(REPO).as_posix() in source_hash.PRESENTATION:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                         if isinstance(node, ast.ImportFrom) else
+                         [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+                hits = [n for n in names if n.startswith("colorgan.") and n.split(".")[1] in listed]
+                assert not hits, f"{path.relative_to(REPO)} imports {hits}: a change there could change training"
+
+
 def test_an_edited_tree_reruns_every_stage(tmp_path, monkeypatch):
     ran = []
 
@@ -51,7 +85,7 @@ def test_an_edited_tree_reruns_every_stage(tmp_path, monkeypatch):
 def test_a_finished_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
     cfg = tiny_config(tmp_path, num_steps=2)
     train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
-    assert json.loads((Path(cfg.run_dir) / "code.json").read_text())["code_hash"] == source_hash.code_hash()
+    assert json.loads((Path(cfg.run_dir) / "code.json").read_text())["code_hash"] == source_hash.training_code_hash()
     assert train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache").step == 2  # same code: reused
     monkeypatch.setattr(train, "code_hash", lambda: "0123456789abcdef")
     with pytest.raises(ValueError, match=r"made by other code \(code hash [0-9a-f]{16}, now 0123456789abcdef\)"):
@@ -62,7 +96,7 @@ def test_a_run_without_a_code_record_is_not_reused(tmp_path):
     cfg = tiny_config(tmp_path, num_steps=2)
     train.train(cfg, ColorGANStep, tmp_path / "cache")  # every run records its code (`colorgan train` too) ...
     record = Path(cfg.run_dir) / train.CODE_RECORD
-    assert json.loads(record.read_text())["code_hash"] == source_hash.code_hash()
+    assert json.loads(record.read_text())["code_hash"] == source_hash.training_code_hash()
     assert train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache").step == 2  # ... so it is reused
     record.unlink()  # a run from before code records
     with pytest.raises(ValueError, match="unrecorded version"):
