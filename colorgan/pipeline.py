@@ -628,6 +628,8 @@ def intro_page(p: Plan) -> str:
 
 # Figures the front page shows when the profile's results folder has them: file -> caption.
 FRONT_FIGURES = {
+    "learning_curves.png": "Every run scored on its validation images during training (seeds as thin lines, "
+                           "grayscale dashed): where the curves flatten, the budget was enough",
     "metric_distributions.png": "Per-image PSNR and SSIM of every method (each dot one test image)",
     "ablation_deltas.png": "The ablation: each variant's difference to the full model, with its 95% interval",
 }

@@ -727,10 +727,15 @@ def all_training_curves(run_dirs: list[str]) -> plt.Figure:
 
 
 def metric_distributions(per_image: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "ssim")) -> plt.Figure:
-    """Per-image PSNR and SSIM per method (box plots with every image as a dot), grayscale reference included."""
+    """Per-image PSNR and SSIM per method (box plots with every image as a dot), grayscale reference included.
+
+    With several seeds per method (a ``seed`` column, as in a study) each dot is one image, seeds averaged.
+    """
+    metrics = tuple(m for m in metrics if m in per_image)
+    if "seed" in per_image:
+        per_image = per_image.groupby(["method", "image"], sort=False)[list(metrics)].mean().reset_index()
     methods = list(dict.fromkeys(per_image.method))
     labels = [METHOD_NAMES.get(m, m) for m in methods]
-    metrics = tuple(m for m in metrics if m in per_image)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.4), squeeze=False)
     rng = np.random.default_rng(0)  # jitter of the dots only
     for ax, metric in zip(axes[0], metrics):

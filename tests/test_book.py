@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -133,7 +134,8 @@ def test_every_notebook_runs_as_it_is(tmp_path, monkeypatch):
                  "ablations/ablation_table.csv", "ablations/verdicts.csv", "ablations/ablation_deltas.png"):
         assert (out / name).is_file(), name
     assert {p.name for p in (out / "runs").iterdir()} >= {"colorgan", "chromagan", "coltran"}
-    for name in ("table1.md", "learning_curves.png", "fig2.png", "verdicts.csv", "per_image_metrics.csv"):
+    for name in ("table1.md", "learning_curves.png", "metric_distributions.png", "fig2.png", "verdicts.csv",
+                 "per_image_metrics.csv"):
         assert (out / "study" / name).is_file(), name
 
 
@@ -301,3 +303,13 @@ def test_ablation_delta_chart_draws_each_interval(tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["no_ls", "no_l1"]
     assert "Δpsnr vs full (↑ better)" == ax.get_title()
     fig.savefig(tmp_path / "deltas.png")
+
+
+def test_distributions_of_a_study_show_one_dot_per_image(tmp_path):
+    """Several seeds per method: each image counts once (seeds averaged), so no method looks denser."""
+    rows = [{"method": m, "seed": s, "image": f"im{i}", "psnr": 20.0 + s, "ssim": 0.5}
+            for m in ("colorgan", "coltran") for s in (0, 1, 2) for i in range(5)]
+    fig = report.metric_distributions(pd.DataFrame(rows))
+    dots = fig.axes[0].collections
+    assert [len(c.get_offsets()) for c in dots] == [5, 5]
+    assert np.allclose([c.get_offsets()[:, 1].mean() for c in dots], 21.0)
