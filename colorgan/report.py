@@ -8,6 +8,7 @@ labelled "paper".
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -648,6 +649,34 @@ def html_table(table: pd.DataFrame, caption: str = "", footnotes: tuple[str, ...
                   if notes else "")
     return Html(f'<div class="report-table"><table>{title}<thead><tr>{head}</tr></thead>'
                 f"<tbody>{body}</tbody></table></div>{notes_html}")
+
+
+class _FirstOccurrence(logging.Filter):
+    """Passes each distinct (logger, level, message) once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.getMessage())
+        first = key not in self.seen
+        self.seen.add(key)
+        return first
+
+
+def log_each_warning_once() -> None:
+    """A chapter's warnings on stderr as Python shows them by default, but each distinct message once: a
+    warning that every run of a study repeats (ChromaGAN without its ImageNet teacher) says nothing new the
+    second time, and the page should not print it six times. Calling it again changes nothing."""
+    root = logging.getLogger()
+    if any(isinstance(f, _FirstOccurrence) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_FirstOccurrence())
+    root.addHandler(handler)
 
 
 def ran_with(cfg: Any) -> Html:

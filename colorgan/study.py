@@ -381,6 +381,7 @@ def summary_markdown(results: StudyResults, verdicts: pd.DataFrame) -> str:
     budget = {r["config"]["method"]: r["config"]["num_steps"] * r["config"]["batch_size"] for r in runs}
     wall = sum((r.get("finished") or {}).get("wall_seconds", 0.0) for r in runs)
     psnr = results.table[results.table.metric == "psnr"].set_index("method")
+    ssim = results.table[results.table.metric == "ssim"].set_index("method")
     lines = [
         "## Scope",
         f"Does ColorGAN's Table 1 ordering (ColorGAN > ChromaGAN > ColTran on PSNR and SSIM) hold when the three "
@@ -405,9 +406,14 @@ def summary_markdown(results: StudyResults, verdicts: pd.DataFrame) -> str:
             continue
         r = psnr.loc[method]
         base = method.replace(WITH_INPUT_L, "")
-        lines.append(f"- {METHOD_NAMES.get(base, base)}{WITH_INPUT_L if base != method else ''}: PSNR "
-                     f"{r['mean']:.2f} dB (seed sd {r['seed_sd']:.2f}), {r['delta_gray']:+.2f} dB "
-                     f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] against the grayscale row.")
+        line = (f"- {METHOD_NAMES.get(base, base)}{WITH_INPUT_L if base != method else ''}: PSNR "
+                f"{r['mean']:.2f} dB (seed sd {r['seed_sd']:.2f}), {r['delta_gray']:+.2f} dB "
+                f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] against the grayscale row")
+        if method in ssim.index:
+            q = ssim.loc[method]
+            line += (f"; SSIM {q['mean']:.4f}, {q['delta_gray']:+.4f} [{q['delta_low']:+.4f}, "
+                     f"{q['delta_high']:+.4f}]")
+        lines.append(line + ".")
     counts = verdicts.verdict.value_counts()
     lines.append("Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in (*VERDICTS, "not tested")) + ".")
     lines += ["## Diversity", diversity_finding(results)]

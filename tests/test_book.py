@@ -313,3 +313,21 @@ def test_distributions_of_a_study_show_one_dot_per_image(tmp_path):
     dots = fig.axes[0].collections
     assert [len(c.get_offsets()) for c in dots] == [5, 5]
     assert np.allclose([c.get_offsets()[:, 1].mean() for c in dots], 21.0)
+
+
+def test_a_chapter_prints_each_warning_once(capsys):
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        report.log_each_warning_once()
+        report.log_each_warning_once()  # a second call adds nothing
+        log = logging.getLogger("baselines.chromagan")
+        for _ in range(6):
+            log.warning("vgg_weights=random: no teacher")
+        log.warning("another message")
+        log.info("not shown")
+        assert capsys.readouterr().err.splitlines() == ["vgg_weights=random: no teacher", "another message"]
+    finally:
+        root.handlers[:] = before
