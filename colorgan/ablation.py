@@ -78,6 +78,7 @@ def ablation_table(per_image: pd.DataFrame, reference: str = "full", num_resampl
     ``reference`` on the same images with its bootstrap interval and whether it excludes zero."""
     metrics = [m for m in HIGHER_IS_BETTER if m in per_image]
     by_image = per_image.groupby(["variant", "image"])[metrics].mean()  # average seeds per image
+    reference_seeds = per_image[per_image.variant == reference].groupby("seed")[metrics].mean()
     rows = []
     for variant, group in per_image.groupby("variant", sort=False):
         per_seed = group.groupby("seed")[metrics].mean()
@@ -89,8 +90,12 @@ def ablation_table(per_image: pd.DataFrame, reference: str = "full", num_resampl
                 ours, theirs = by_image.loc[variant][metric], by_image.loc[reference][metric]
                 ours, theirs = ours.align(theirs, join="inner")
                 diff, diff_low, diff_high = paired_bootstrap(ours.to_numpy(), theirs.to_numpy(), num_resamples, seed)
+                # the same seed of both (same initial weights and batches): the image interval averages seeds
+                # away, so these say whether every seed agrees on the direction
+                per_seed_diff = (per_seed[metric] - reference_seeds[metric]).dropna()
                 row.update({"diff_vs_full": diff, "diff_low": diff_low, "diff_high": diff_high,
-                            "significant": bool(diff_low > 0 or diff_high < 0)})
+                            "significant": bool(diff_low > 0 or diff_high < 0),
+                            "seed_diff_min": float(per_seed_diff.min()), "seed_diff_max": float(per_seed_diff.max())})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -130,9 +135,11 @@ ABLATION_CLAIMS = (
 def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """The paper's claims checked against the computed differences (holds / not supported / contradicted).
 
-    A claim 'X helps metric m' holds when removing X makes m significantly worse, is contradicted when
-    removing X makes m significantly better, and is not supported at this scale otherwise ('X lowers m':
-    the other way round).
+    A claim 'X helps metric m' holds when removing X makes m significantly worse (the paired interval over
+    images excludes 0) and every seed agrees on the direction, is contradicted when both say removing X
+    makes m better, and is not supported at this scale otherwise ('X lowers m': the other way round).
+    The seeds must agree because the image interval averages them: with two or three seeds, seed-to-seed
+    variation can be larger than a difference the images call significant.
     """
     rows = []
     indexed = table.set_index(["variant", "metric"])
@@ -144,11 +151,16 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
         # the claimed effect of removing the component, in the metric's units (> 0: as claimed)
         sign = (-1 if HIGHER_IS_BETTER[metric] else 1) * (1 if helps else -1)
         low, high = sorted((sign * r.diff_low, sign * r.diff_high))
-        verdict = "holds" if low > 0 else "contradicted" if high < 0 else "not supported at this scale"
+        seeds_low, seeds_high = sorted((sign * r.seed_diff_min, sign * r.seed_diff_max))
+        verdict = ("holds" if low > 0 and seeds_low > 0 else "contradicted" if high < 0 and seeds_high < 0
+                   else "not supported at this scale")
         as_claimed = sign * r.diff_vs_full > 0
         evidence = (f"{metric}: {variant} − full = {r.diff_vs_full:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}] "
                     + (f"({'worse' if as_claimed else 'better or equal'} without it)" if helps
                        else f"({'higher' if r.diff_vs_full > 0 else 'lower or equal'} without it)"))
+        if (low > 0 or high < 0) and verdict == "not supported at this scale":
+            evidence += (f"; the seeds disagree on its direction (per-seed Δ from {r.seed_diff_min:+.3f} to "
+                         f"{r.seed_diff_max:+.3f})")
         if metric in CIELAB_METRICS and abs(r.diff_vs_full) < JUST_NOTICEABLE_DELTA_E:
             evidence += f"; smaller than a just-noticeable colour difference (ΔE ≈ {JUST_NOTICEABLE_DELTA_E})"
         rows.append({"claim": claim, "evidence": evidence, "verdict": verdict})

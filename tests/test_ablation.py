@@ -130,3 +130,16 @@ def test_bad_variant_names_the_variant():
         AblationConfig(variants={"full": {}, "oops": {"lambda_p": -1}})
     with pytest.raises(ValueError, match="needs a 'full' variant"):
         AblationConfig(variants={"a": {}})
+
+
+def test_a_claim_needs_every_seed_to_agree():
+    """Significant over images, but one seed says the opposite: not supported at this scale, and said why."""
+    per_image = synthetic_per_image(effect=0.0, seeds=(0, 1))
+    no_noise = per_image.variant == "no_noise"
+    per_image.loc[no_noise & (per_image.seed == 0), "psnr"] -= 1.0  # seed 0: much worse without noise
+    per_image.loc[no_noise & (per_image.seed == 1), "psnr"] += 0.2  # seed 1: a little better
+    table = ablation.ablation_table(per_image, num_resamples=300)
+    row = table[(table.variant == "no_noise") & (table.metric == "psnr")].iloc[0]
+    assert row["significant"] and row["seed_diff_min"] == pytest.approx(-1.0, abs=0.05)
+    verdict = ablation.verdicts(table).set_index("claim").loc["The noise branch improves quality (PSNR)"]
+    assert verdict.verdict == "not supported at this scale" and "seeds disagree" in verdict.evidence
