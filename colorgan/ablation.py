@@ -116,6 +116,13 @@ def wide_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def wide_tables(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``wide_table`` split in two that each fit a page: the means [seed intervals], and the Δ vs full."""
+    wide = wide_table(table)
+    deltas = [c for c in wide.columns if str(c).startswith("Δ")]
+    return wide.drop(columns=deltas), wide[["variant", *deltas]].iloc[1:]  # full has no Δ to itself
+
+
 # The paper's claims as (claim, variant that removes the component, metric, the component helps the metric).
 # The last row tests an explanation, not a claim: read literally, eq. 2 pulls G_f(z) towards one feature map
 # whatever z is, so Ls would lower diversity, and dropping it (no_ls) would raise it.

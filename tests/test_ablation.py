@@ -143,3 +143,10 @@ def test_a_claim_needs_every_seed_to_agree():
     assert row["significant"] and row["seed_diff_min"] == pytest.approx(-1.0, abs=0.05)
     verdict = ablation.verdicts(table).set_index("claim").loc["The noise branch improves quality (PSNR)"]
     assert verdict.verdict == "not supported at this scale" and "seeds disagree" in verdict.evidence
+
+
+def test_the_wide_table_splits_into_two_that_fit_a_page():
+    table = ablation.ablation_table(synthetic_per_image(effect=-1.0), num_resamples=200)
+    means, deltas = ablation.wide_tables(table)
+    assert list(means.variant) == ["full", "no_noise", "no_ls"] and not any(c.startswith("Δ") for c in means.columns)
+    assert list(deltas.variant) == ["no_noise", "no_ls"] and deltas.columns[1:].str.startswith("Δ").all()
