@@ -93,6 +93,11 @@ def images_seen(configs: dict[tuple[str, int], RunConfig]) -> dict[str, int]:
     return {c.method: c.num_steps * c.batch_size for c in configs.values()}
 
 
+def runs_of_seed(configs: dict[tuple[str, int], RunConfig], seed: int) -> list[str]:
+    """The run folders of one seed, one per method in the study's order (Fig. 2 shows one run per method)."""
+    return [c.run_dir for (_, s), c in configs.items() if s == seed]
+
+
 def run_study(cfg: StudyConfig, methods: Methods) -> pd.DataFrame:
     """Train (or reuse) every (method, seed), score the chosen weights on the test split.
 

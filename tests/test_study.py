@@ -118,6 +118,7 @@ def test_tiny_study_end_to_end(tmp_path: Path):
     text = study.summary_markdown(results, study.claim_verdicts(results.per_image, results.ablation))
     assert "## Scope" in text and "ColTran (+ input L)" in text and "not tested" in text
     report.learning_curves([c.run_dir for c in configs.values()])
+    assert study.runs_of_seed(configs, 1) == [configs[("colorgan", 1)].run_dir, configs[("coltran", 1)].run_dir]
     # scoring again reuses the cached evaluation (the file is not rewritten)
     first = next(iter(configs.values())).run_dir
     cache = Path(first) / "eval" / "study-best_val.csv"
