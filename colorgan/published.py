@@ -43,12 +43,13 @@ VARIANTS = {v.name: v for v in (
             "Hasler & Süsstrunk (2003): σ_rgyb + 0.3·μ_rgyb of rg = R - G, yb = (R + G)/2 - B on 0..255 RGB, "
             "signs kept; mean over images"),
     Variant("cf_abs", "CF", "colourfulness_abs", "CF_abs (DDColor/CT2 code)",
-            "the same statistic of |R - G| and |(R + G)/2 - B| (DDColor basicsr/metrics/colorfulness.py "
-            "calculate_cf; CT2 segm/eval_colorfullness.py); mean over images"),
+            "the same statistic of the absolute values abs(R - G) and abs((R + G)/2 - B) (DDColor "
+            "basicsr/metrics/colorfulness.py calculate_cf; CT2 segm/eval_colorfullness.py); mean over images"),
     Variant("dcf", "ΔCF", "colourfulness_gap", "ΔCF (Hasler-Süsstrunk)",
             "mean over images of CF(prediction) - CF(ground truth), signed (negative: duller than the photo)"),
     Variant("dcf_abs", "ΔCF", "colourfulness_abs_gap", "ΔCF_abs (DDColor/CT2 code)",
-            "the same difference with CF_abs"),
+            "the same signed difference with CF_abs (whether DDColor's and CT2's tables print it signed or as "
+            "an absolute value is unstated)"),
     Variant("fid", "FID", "fid", "FID",
             "Fréchet distance of Inception pool3 features (piq); the network is named in the FID note"),
 )}
@@ -58,12 +59,13 @@ CONVENTIONS: dict[str, dict[str, str]] = {
     # this suite's own defaults; the ColorGAN paper states neither PSNR's reduction nor SSIM's window
     "paper": {"PSNR": "psnr", "SSIM": "ssim", "CF": "cf", "ΔCF": "dcf"},
     # DDColor basicsr/models/color_model.py: per-image metrics summed and divided by the image count;
-    # CF is calculate_cf (absolute opponents); its PSNR entry in options/train/train_ddcolor.yml is commented out
-    "ddcolor": {"PSNR": "psnr", "CF": "cf_abs", "ΔCF": "dcf_abs", "FID": "fid"},
+    # CF is calculate_cf (absolute opponents); its PSNR entry in options/train/train_ddcolor.yml is commented out.
+    # Its FID uses torchvision's Inception weights, not pytorch-fid's: no FID of ours is in its convention.
+    "ddcolor": {"PSNR": "psnr", "CF": "cf_abs", "ΔCF": "dcf_abs"},
     # CT2 segm/metrics.py avg_ssim_psnr: per-image compare_psnr(gt, pred, 255) averaged; eval_colorfullness.py:
     # absolute opponents. Its SSIM (skimage 7x7 uniform window, sample covariance, data_range=225) is not
-    # implemented here: no CT2 SSIM number is in PUBLISHED.
-    "ct2": {"PSNR": "psnr", "CF": "cf_abs", "ΔCF": "dcf_abs", "FID": "fid"},
+    # implemented here: no CT2 SSIM number is in PUBLISHED. Its FID network is DDColor's (segm/metrics.py).
+    "ct2": {"PSNR": "psnr", "CF": "cf_abs", "ΔCF": "dcf_abs"},
 }
 CONVENTION_CHOICES = (*CONVENTIONS, "all")
 

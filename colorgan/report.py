@@ -23,7 +23,7 @@ from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
 from colorgan.config import DataConfig, RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.evaluate import eval_dir, evaluate_or_reuse, test_set_name
-from colorgan.metrics import GRAYSCALE, bootstrap_ci, pooled_psnr_ci
+from colorgan.metrics import GRAYSCALE, bootstrap_ci, pooled_psnr, pooled_psnr_ci
 from colorgan.published import VARIANTS, paper_table1, same_protocol_as_paper
 from colorgan.train import StepFactory, load_trained
 
@@ -368,6 +368,24 @@ def _table_row(method: str, group: pd.DataFrame, record: dict, seed: int, num_re
         PAPER_PSNR: paper_psnr,
         PAPER_SSIM: paper_ssim,
     }
+
+
+def psnr_reductions(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per method: PSNR as the mean of per-image PSNR and as the PSNR of the MSE pooled over the images (each
+    the mean over seeds when ``per_image`` has a 'seed' column), and their difference in dB.
+
+    Both come from the per-image PSNR alone (``metrics.pooled_psnr``), so stored results can be re-reduced
+    without the colorizations.
+    """
+    rows = []
+    for method, group in per_image.groupby("method", sort=False):
+        seeds = [g for _, g in group.groupby("seed")] if "seed" in group else [group]
+        mean = float(np.mean([g.psnr.mean() for g in seeds]))
+        pooled = float(np.mean([pooled_psnr(g.psnr.to_numpy()) for g in seeds]))
+        rows.append({"Method": METHOD_NAMES.get(method, method), "seeds": len(seeds), "images": len(seeds[0]),
+                     TABLE1_PSNR: round(mean, 2), VARIANTS["psnr_pooled"].label: round(pooled, 2),
+                     "pooled − per-image (dB)": round(pooled - mean, 2)})
+    return pd.DataFrame(rows)
 
 
 def save_table1(table: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path | str) -> list[Path]:

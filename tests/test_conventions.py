@@ -167,7 +167,7 @@ def test_ssim_is_the_gaussian_interior_estimator_of_skimage_and_torchmetrics():
 
 
 def test_conventions_name_existing_variants_and_columns():
-    assert [v.name for v in published.variants("ddcolor")] == ["psnr", "cf_abs", "dcf_abs", "fid"]
+    assert [v.name for v in published.variants("ddcolor")] == ["psnr", "cf_abs", "dcf_abs"]  # FID: another network
     assert {v.name for v in published.variants("paper")} == {"psnr", "ssim", "cf", "dcf"}
     assert len(published.variants("all")) == len(published.VARIANTS)
     with pytest.raises(ValueError, match="convention: 'bogus'"):
@@ -197,6 +197,15 @@ def test_readme_shows_the_package_table_of_published_numbers():
     assert report.table_markdown(published.published_table()) in readme, (
         "README's published-numbers table differs from colorgan/published.py: paste "
         "report.table_markdown(published.published_table()) into README.md")
+
+
+def test_readme_pooled_psnr_of_the_study_is_computed_from_its_committed_per_image_psnr():
+    reductions = report.psnr_reductions(pd.read_csv(REPO / "results" / "study" / "per_image_metrics.csv"))
+    pooled = dict(zip(reductions.Method, reductions[published.VARIANTS["psnr_pooled"].label]))
+    sentence = (f"ColorGAN {pooled['ColorGAN']:.2f}, ChromaGAN {pooled['ChromaGAN']:.2f}, "
+                f"ColTran {pooled['ColTran']:.2f}, grayscale {pooled['grayscale (ab = 0)']:.2f} dB")
+    assert sentence in " ".join((REPO / "README.md").read_text().split())
+    assert (reductions["pooled − per-image (dB)"] < 0).all()  # Jensen: pooling never raises PSNR
 
 
 def test_table1_sets_the_paper_beside_ours_only_in_its_protocol():
