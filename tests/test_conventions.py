@@ -208,6 +208,18 @@ def test_readme_pooled_psnr_of_the_study_is_computed_from_its_committed_per_imag
     assert (reductions["pooled − per-image (dB)"] < 0).all()  # Jensen: pooling never raises PSNR
 
 
+def test_front_page_reads_the_convention_named_columns_and_the_short_ones():
+    new = pd.DataFrame([{"Method": "ColorGAN", report.TABLE1_PSNR: 21.5, "PSNR 95% CI": "[21.0, 22.0]",
+                         report.TABLE1_SSIM: 0.9, "SSIM 95% CI": "[0.89, 0.91]", report.PAPER_PSNR: None,
+                         report.PAPER_SSIM: None},
+                        {"Method": "grayscale (ab = 0)", report.TABLE1_PSNR: 20.0, report.TABLE1_SSIM: 0.88}])
+    old = new.rename(columns={report.TABLE1_PSNR: "PSNR (dB)", report.TABLE1_SSIM: "SSIM"}).drop(
+        columns=[report.PAPER_PSNR, report.PAPER_SSIM])  # the study's table1.csv, and tables without paper columns
+    for table in (new, old):
+        row = report.headline_table(table).iloc[0]
+        assert row["Δ vs grayscale"] == "+1.50" and row["PSNR, paper"] == "—"
+
+
 def test_table1_sets_the_paper_beside_ours_only_in_its_protocol():
     assert published.same_protocol_as_paper("voc", 256, 1712)
     assert not published.same_protocol_as_paper("voc", 64, 1712)
