@@ -121,6 +121,7 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                                "center-crop (centre square, then resize: ImageNet val5k)")
     evaluate.add_argument("--name", help="results folder under <run>/eval/ (default: the folder's name)")
     add_weight_flags(evaluate)
+    add_convention_flag(evaluate)
 
     score = commands.add_parser("score", help="score a folder of colorized images from any tool against ground truth")
     score.add_argument("pred_dir", type=Path, help="colorized images (matched to ground truth by path and stem)")
@@ -131,6 +132,7 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     score.add_argument("-o", "--output", type=Path, help="results folder (default: results/score/<name>)")
     score.add_argument("--device", default="auto")
     add_weight_flags(score)
+    add_convention_flag(score)
 
     reproduce = commands.add_parser("reproduce", help="run the book's notebooks for a profile and render the book")
     reproduce.add_argument("--profile", default="smoke", help="smoke (default, offline), voc-mini or paper")
@@ -185,6 +187,16 @@ def add_weight_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"LPIPS linear weights: auto (torch hub cache, {LPIPS_FILE}, if present), off, or a file")
 
 
+def add_convention_flag(parser: argparse.ArgumentParser) -> None:
+    from colorgan.published import CONVENTION_CHOICES
+
+    # default 'all': one line per metric fits every variant, and a reader who does not know that DDColor's and
+    # CT2's colourfulness differ from Hasler-Süsstrunk's still sees both, each under its own name
+    parser.add_argument("--convention", choices=CONVENTION_CHOICES, default="all",
+                        help="which metric variants to print: this suite's (paper), DDColor's or CT2's released "
+                             "evaluation code, or all (default); every variant is saved either way")
+
+
 def run_method(run_dir: Path) -> str:
     """The method name recorded in a run folder's config.json."""
     config_path = run_dir / "config.json"
@@ -232,6 +244,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from colorgan.evaluate import eval_dir, evaluate_run, format_summary, test_set_name
+    from colorgan.published import summary_columns
 
     if args.data_root is not None and args.data is None:
         args.data = "folder"
@@ -257,7 +270,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"notes: {record['notes']}")
         for line in test.get("skipped", []):
             print(f"skipped: {line}", file=sys.stderr)
-        print(format_summary(summary))
+        print(format_summary(summary, summary_columns(args.convention)))
     return 0
 
 
@@ -265,6 +278,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from colorgan import runtime
     from colorgan.evaluate import format_summary
     from colorgan.feature_nets import load_feature_nets
+    from colorgan.published import summary_columns
     from colorgan.score import save_score, score_folders
 
     device = runtime.select_device(args.device)
@@ -274,7 +288,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     for line in result.problems:
         print(f"skipped: {line}", file=sys.stderr)
     print(f"{result.record['provenance']}, ground truth {args.gt_dir}, protocol {args.protocol} -> {out}")
-    print(format_summary(result.summary))
+    print(format_summary(result.summary, summary_columns(args.convention)))
     if result.problems:
         print(f"{len(result.problems)} file(s) skipped (listed above); the other {result.record['num_images']} "
               "were scored", file=sys.stderr)

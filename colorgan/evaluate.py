@@ -13,7 +13,7 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import torch
@@ -175,19 +175,43 @@ def evaluate_or_reuse(run_dir: Path | str, config_cls: type[RunConfig], build_st
                         reuse=True, **options)
 
 
-def format_summary(summary: pd.DataFrame) -> str:
-    """Plain-text table: method, PSNR and SSIM as 'mean [low, high]', CIEDE2000, CF, ΔCF, LPIPS, FID, images."""
-    has_lpips = "lpips" in summary
-    lines = [f"{'method':<22} {'PSNR (dB) [95% CI]':<26} {'SSIM [95% CI]':<26} {'ΔE00':>6} {'CF':>6} {'ΔCF':>7}"
-             + (f" {'LPIPS':>6}" if has_lpips else "") + f" {'FID':>8} images"]
-    for row in summary.itertuples():
-        fid = getattr(row, "fid", None)
-        fid_text = f"{fid:8.2f}" if fid is not None and not pd.isna(fid) else f"{'n/a':>8}"
-        lines.append(f"{row.method:<22} {row.psnr:7.3f} [{row.psnr_low:.3f}, {row.psnr_high:.3f}]   "
-                     f"{row.ssim:6.4f} [{row.ssim_low:.4f}, {row.ssim_high:.4f}]  {row.ciede2000:6.2f} "
-                     f"{row.colourfulness:6.2f} {row.colourfulness_gap:+7.2f}"
-                     + (f" {row.lpips:6.4f}" if has_lpips else "") + f" {fid_text} {row.num_images}")
+_DIGITS = {"psnr": 3, "psnr_pooled": 3, "ssim": 4, "lpips": 4}  # the rest: 2
+
+
+def format_summary(summary: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> str:
+    """Plain-text table, one line per metric and one column per method: each metric as 'mean [low, high]'.
+
+    Args:
+        columns: (summary column, header naming its convention) pairs to print: ``published.variants(convention)``
+            as (column, label) (cli.py builds them); CIEDE2000, LPIPS (when scored), FID and the image count follow.
+    """
+    methods = list(summary.method)
+    lines: list[tuple[str, list[str]]] = [("metric", [str(m) for m in methods])]
+    rows = [(c, label) for c, label in columns if c != "fid"] + [("ciede2000", "CIEDE2000")]
+    rows += [("lpips", "LPIPS (VGG)")] if "lpips" in summary else []
+    for column, label in rows:
+        lines.append((label, [_cell(row, column) for row in summary.to_dict("records")]))
+    lines.append(("FID", [_fid_cell(row.get("fid")) for row in summary.to_dict("records")]))
+    lines.append(("images", [str(n) for n in summary.num_images]))
+    label_width = max(len(label) for label, _ in lines)
+    widths = [max(len(cells[i]) for _, cells in lines) for i in range(len(methods))]
+    text = ["  ".join([label.ljust(label_width)] + [c.ljust(w) for c, w in zip(cells, widths)]).rstrip()
+            for label, cells in lines]
     notes = sorted({str(n) for n in summary.get("fid_note", []) if isinstance(n, str) and n})
     if notes:
-        lines.append("FID: " + "; ".join(notes))
-    return "\n".join(lines)
+        text.append("FID: " + "; ".join(notes))
+    return "\n".join(text)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    if value is None or pd.isna(value):
+        return "n/a (not in this summary)"
+    digits = _DIGITS.get(column, 2)
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    interval = "" if low is None or pd.isna(low) else f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{value:.{digits}f}{interval}"
+
+
+def _fid_cell(fid: Any) -> str:
+    return f"{fid:.2f}" if fid is not None and not pd.isna(fid) else "n/a"

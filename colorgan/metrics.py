@@ -5,6 +5,10 @@ Protocol (same for every method, see ../shared/docs/baselines.md §3): predictio
 RGB at the evaluation size, quantised to 8 bits as a saved image would be, PSNR and SSIM with
 data range 1, SSIM with an 11x11 Gaussian window (sigma 1.5) averaged over the three channels, as
 Wang et al. and ``tf.image.ssim`` define it. The ground truth is never round-tripped through Lab.
+
+Conventions (``colorgan.published.CONVENTIONS`` names them): ``psnr`` is the mean of per-image PSNR and
+``psnr_pooled`` the PSNR of the MSE pooled over the set; ``colourfulness`` is Hasler & Süsstrunk's signed
+opponents and ``colourfulness_abs`` the absolute-value variant of DDColor's and CT2's released evaluation code.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from colorgan.feature_nets import FeatureNets
 
 Colorizer = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # L (B,1,H,W) -> rgb (B,3,H,W)
 GRAYSCALE = "grayscale (ab = 0)"
-# per-image columns of ``evaluate`` (colourfulness_gap = prediction's minus ground truth's colourfulness, ΔCF)
-METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gt", "colourfulness_gap", "lpips", "diversity")
-METRIC_PROTOCOL = ("RGB quantised to 8 bit, PSNR/SSIM (piq, data_range=1, SSIM 11x11 Gaussian σ=1.5), "
-                   "CIEDE2000 (scikit-image), colourfulness (Hasler-Süsstrunk), LPIPS-VGG and FID (piq)")
+# per-image columns of ``evaluate`` (colourfulness_gap = prediction's minus ground truth's colourfulness, ΔCF;
+# the *_abs columns are the same in DDColor's/CT2's absolute-value convention)
+METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gt", "colourfulness_gap",
+           "colourfulness_abs", "colourfulness_abs_gt", "colourfulness_abs_gap", "lpips", "diversity")
+METRIC_PROTOCOL = ("RGB quantised to 8 bit, PSNR/SSIM (piq, data_range=1, SSIM 11x11 Gaussian σ=1.5), PSNR as the "
+                   "mean of per-image PSNR (psnr) and of the pooled MSE (psnr_pooled), CIEDE2000 (scikit-image), "
+                   "colourfulness (Hasler-Süsstrunk, signed opponents) and colourfulness_abs (DDColor/CT2 code: "
+                   "absolute opponents), LPIPS-VGG and FID (piq)")
 DIVERSITY_SEED_OFFSET = 7919  # the diversity samples' generator: seed + this, independent of the scored sample's
 
 
@@ -59,11 +67,55 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
 
     rgb: (B, 3, H, W) in [0, 1] -> (B,), 0 for a gray image; ~15 'slightly', ~60 'quite', ~110 'extremely'.
     """
+    return _opponent_colourfulness(rgb, absolute=False)
+
+
+def colourfulness_abs(rgb: torch.Tensor) -> torch.Tensor:
+    """Colourfulness as DDColor's and CT2's released evaluation code computes it, on 0..255 RGB.
+
+    DDColor ``basicsr/metrics/colorfulness.py`` (``calculate_cf``) and CT2 ``segm/eval_colorfullness.py`` take
+    |R - G| and |(R + G)/2 - B| before the statistics; Hasler & Süsstrunk (``colourfulness``) keep the signs.
+    The absolute values move weight from the spread term to the mean term, so the two differ by several units
+    on photos and ΔCF can change sign: only compare a number with a published one in the same convention.
+
+    rgb: (B, 3, H, W) in [0, 1] -> (B,), 0 for a gray image.
+    """
+    return _opponent_colourfulness(rgb, absolute=True)
+
+
+def _opponent_colourfulness(rgb: torch.Tensor, absolute: bool) -> torch.Tensor:
+    """σ_rgyb + 0.3·μ_rgyb of the opponents rg = R - G, yb = (R + G)/2 - B (|rg|, |yb| when ``absolute``)."""
     r, g, b = (quantize(rgb.float()) * 255).unbind(dim=1)
     rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+    if absolute:
+        rg, yb = rg.abs(), yb.abs()
     std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
     mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
     return std + 0.3 * mean
+
+
+def pooled_psnr(psnr: np.ndarray) -> float:
+    """PSNR (dB) of the MSE pooled over a set, from per-image PSNR at data range 1.
+
+    MSE_i = 10^(-PSNR_i / 10), so the pooled value -10·log10(mean MSE_i) is exact from the per-image column
+    (torchmetrics' default reduction over a set; the mean of per-image PSNR is never below it, by Jensen).
+    psnr: (N,) dB -> float dB.
+    """
+    psnr = np.asarray(psnr, dtype=np.float64)
+    if psnr.size == 0:
+        raise ValueError("pooled_psnr needs at least one per-image PSNR")
+    return float(-10 * np.log10(np.mean(10 ** (-psnr / 10))))
+
+
+def pooled_psnr_ci(psnr: np.ndarray, num_resamples: int = 1000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float, float]:
+    """``pooled_psnr`` with a percentile bootstrap interval over images: (value, low, high) in dB.
+
+    Resamples the per-image MSE; the pooled PSNR falls as the mean MSE rises, so the MSE interval's ends swap.
+    """
+    mse = 10 ** (-np.asarray(psnr, dtype=np.float64) / 10)
+    _, mse_low, mse_high = bootstrap_ci(mse, num_resamples, seed, level)
+    return pooled_psnr(psnr), float(-10 * np.log10(mse_high)), float(-10 * np.log10(mse_low))
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, num_resamples: int = 2000, seed: int = 0,
@@ -131,8 +183,9 @@ FID_MIN_IMAGES = 2049  # more than the Inception's 2,048 pool3 features (frechet
 class Scorer:
     """Scores batches of predictions against ground truth: the one metric path for runs and folders.
 
-    Per image: PSNR, SSIM, CIEDE2000, colourfulness of prediction and ground truth, their gap, and
-    LPIPS when ``nets.lpips`` is given. Per set: the Fréchet distance of ``nets.inception`` features.
+    Per image: PSNR, SSIM, CIEDE2000, colourfulness of prediction and ground truth and their gap (in both
+    conventions: ``colourfulness*`` and ``colourfulness_abs*``), and LPIPS when ``nets.lpips`` is given.
+    Per set: the Fréchet distance of ``nets.inception`` features.
     """
 
     def __init__(self, nets: FeatureNets | None = None):
@@ -148,8 +201,10 @@ class Scorer:
         pred, target = quantize(pred.float()), quantize(target.float())
         psnr, ssim = psnr_ssim(pred, target)
         columns = {"psnr": psnr, "ssim": ssim, "ciede2000": ciede2000(pred, target),
-                   "colourfulness": colourfulness(pred), "colourfulness_gt": colourfulness(target)}
+                   "colourfulness": colourfulness(pred), "colourfulness_gt": colourfulness(target),
+                   "colourfulness_abs": colourfulness_abs(pred), "colourfulness_abs_gt": colourfulness_abs(target)}
         columns["colourfulness_gap"] = columns["colourfulness"] - columns["colourfulness_gt"]
+        columns["colourfulness_abs_gap"] = columns["colourfulness_abs"] - columns["colourfulness_abs_gt"]
         if self.nets.lpips is not None:
             columns["lpips"] = self.nets.lpips(pred, target)
         columns.update(extra or {})
@@ -230,7 +285,8 @@ def evaluate_sets(colorize: Colorizer, test: ImageSet, device: torch.device, met
 
 
 def summarize(per_image: pd.DataFrame, num_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per method: mean and 95% bootstrap interval of every metric column, and the image count."""
+    """Per method: mean and 95% bootstrap interval of every metric column, the pooled-MSE PSNR
+    (``psnr_pooled``, with its interval), and the image count."""
     metric_columns = [c for c in METRICS if c in per_image]
     rows = []
     for method, group in per_image.groupby("method", sort=False):
@@ -238,6 +294,9 @@ def summarize(per_image: pd.DataFrame, num_resamples: int = 1000, seed: int = 0)
         for column in metric_columns:
             mean, low, high = bootstrap_ci(group[column].to_numpy(), num_resamples, seed)
             row.update({column: mean, f"{column}_low": low, f"{column}_high": high})
+        if "psnr" in group:
+            pooled, low, high = pooled_psnr_ci(group["psnr"].to_numpy(), num_resamples, seed)
+            row.update({"psnr_pooled": pooled, "psnr_pooled_low": low, "psnr_pooled_high": high})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -610,6 +610,7 @@ def build_book(p: Plan) -> Path:
 def intro_page(p: Plan) -> str:
     """The book's front page: the answer first (what the profile's results folder holds: Table 1 against
     the grayscale row and the paper, verdicts, time and machine), its caveats, then the paper in brief."""
+    from colorgan.published import paper_table1
     from colorgan.report import comparability_note, headline
 
     # the ColorGAN run's protocol; an experiment of variants (ablations, a study) shares its base config's,
@@ -622,7 +623,7 @@ def intro_page(p: Plan) -> str:
     figures = [f"```{{figure}} {name}\n:width: 100%\n:alt: {caption}\n\n{caption} (click to enlarge)\n```\n"
                for name, caption in FRONT_FIGURES.items() if (p.out_dir / name).is_file()]
     return (BOOK_SOURCES / "intro.md").read_text().format(
-        profile=p.profile, comparability=note,
+        profile=p.profile, comparability=note, paper=paper_table1(),
         headline=headline(p.out_dir) or "*No results in this folder yet.*", figures="\n".join(figures))
 
 
