@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import tomllib
 from dataclasses import dataclass
@@ -108,6 +109,14 @@ def load_claims(path: Path | str = CLAIMS_PATH) -> tuple[list[Claim], dict[str, 
                             entry["metric"], entry["direction"], float(margin), str(reason)))
     return claims, {"declared": data.get("declared", ""), "sha256": hashlib.sha256(raw).hexdigest(),
                     "path": path.name}
+
+
+def margin_of(metric: str, path: Path | str = CLAIMS_PATH) -> float:
+    """The declared smallest effect that matters for ``metric`` (``[margins]`` of the claims file)."""
+    margins = tomllib.loads(Path(path).read_text()).get("margins", {})
+    if metric not in margins:
+        raise ValueError(f"{path}: no margin for {metric!r} under [margins]; add one with its reason")
+    return float(margins[metric][0])
 
 
 def rule_digest() -> str:
@@ -294,12 +303,13 @@ def seeds_to_decide(interval: Interval, margin: float, alpha: float) -> tuple[fl
 
 def judge(evidence: dict[str, pd.DataFrame], claims: list[Claim] | None = None, claims_path: Path | str = CLAIMS_PATH,
           alpha: float = 0.05, num_resamples: int = 2000, seed: int = 0,
-          not_rejudged: dict[str, str] | None = None) -> pd.DataFrame:
+          absent: dict[str, tuple[str, str]] | None = None) -> pd.DataFrame:
     """Every claim -> effect, Holm-adjusted interval, margin, verdict, per-seed deltas, power, digests.
 
     Args:
         evidence: source ('study', 'ablation') -> per-image metrics (columns SOURCES[source], seed, image,
-            metrics). A source that is absent gives 'not tested' (or ``not_rejudged[source]``'s reason).
+            metrics). A source that is absent gives ``absent[source]``: (verdict, evidence), by default
+            ('not tested', 'no SOURCE evidence in these results').
         claims: the claims to judge (default: ``claims_path``'s).
     Returns:
         One row per claim in the file's order (columns: see ``VERDICT_COLUMNS``).
@@ -316,9 +326,8 @@ def judge(evidence: dict[str, pd.DataFrame], claims: list[Claim] | None = None, 
         rows[claim.id] = row
         table = evidence.get(claim.source)
         if table is None:
-            reason = (not_rejudged or {}).get(claim.source)
-            row.update({"verdict": NOT_REJUDGED if reason else NOT_TESTED,
-                        "evidence": reason or f"no {claim.source} in these results"})
+            verdict, reason = (absent or {}).get(claim.source, (NOT_TESTED, f"no {claim.source} evidence in these results"))
+            row.update({"verdict": verdict, "evidence": reason})
             continue
         try:
             matrix = paired_matrix(table, SOURCES[claim.source], claim.a, claim.b, claim.metric)
@@ -393,11 +402,45 @@ def difference_interval(per_image: pd.DataFrame, column: str, a: str, b: str, me
 
 # ----------------------------------------------------------------------------------- provenance
 
+RUNS_RECORD = "claims_at_runs.json"  # in a study's or an ablation's results folder
+
+
+def stamp_runs(run_dirs: list[str], out_dir: Path | str, trained_since: float) -> Path:
+    """Record, per run, the claims and rule digests in force when it was trained (``claims_at_runs.json``).
+
+    A run keeps the stamp it has; a run finished at or after ``trained_since`` (epoch s; trained by this
+    call's stage) gets today's; an older run without a stamp gets none (null): nobody knows which claims
+    existed when it trained, and the verdicts then say the claims came after the data.
+    """
+    path = Path(out_dir) / RUNS_RECORD
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    now = basis()
+    for run_dir in run_dirs:
+        finished = Path(run_dir) / "finished.json"
+        if run_dir not in record or record[run_dir] is None:
+            fresh = finished.is_file() and finished.stat().st_mtime >= trained_since
+            record[run_dir] = now if fresh else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: record[k] for k in run_dirs}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def recorded_basis(out_dir: Path | str) -> dict[str, str] | None:
+    """The one set of digests stamped on every run of a results folder; None when any run has none.
+
+    Runs stamped with different digests give the first run's (the note then reports a change).
+    """
+    path = Path(out_dir) / RUNS_RECORD
+    stamps = list(json.loads(path.read_text()).values()) if path.is_file() else []
+    if not stamps or any(s is None for s in stamps):
+        return None
+    return stamps[0]
+
 
 def basis_note(verdicts: pd.DataFrame, recorded: dict[str, str] | None, declared: str = "") -> str:
     """One sentence beside the verdicts: were claims and rule fixed before the data they judge?
 
-    ``recorded``: the digests stored with the runs (``claims_at_runs.json``), None when the runs stored none.
+    ``recorded``: the digests stored with the runs (``recorded_basis``), None when the runs stored none.
     """
     judged = verdicts[["claims_sha256", "rule_sha256"]].dropna().drop_duplicates()
     if judged.empty:

@@ -229,5 +229,5 @@ def test_absent_evidence_is_not_tested_or_not_rejudged():
     ablation_claim = V.Claim("z", "z", "g", "ablation", "full", "no_x", "psnr", "higher", 0.1, "r")
     out = V.judge({"study": per_image}, [claim(), ablation_claim, claim(claim_id="y", b="missing")])
     assert list(out.verdict) == [V.SUPPORTED, V.NOT_TESTED, V.NOT_TESTED]
-    out = V.judge({"study": per_image}, [ablation_claim], not_rejudged={"ablation": "evidence not committed"})
+    out = V.judge({"study": per_image}, [ablation_claim], absent={"ablation": (V.NOT_REJUDGED, "evidence not committed")})
     assert out.verdict.iloc[0] == V.NOT_REJUDGED and out.evidence.iloc[0] == "evidence not committed"
