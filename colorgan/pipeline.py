@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from colorgan import runtime
-from colorgan.config import (ABLATION_VARIANTS, AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig,
-                             RunConfig, StudyConfig, SummaryConfig, Table1Config)
+from colorgan.config import (ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig, ColorGANConfig,
+                             DataConfig, Params, ReportConfig, RunConfig, StudyConfig, SummaryConfig, Table1Config)
 from colorgan.data import find_voc_images
 from colorgan.source_hash import code_hash
 
@@ -237,7 +237,8 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
     _check_data_root(preset["base"]["data"], data_root, default_root)
     base = {**preset["base"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in overrides.items() if k in run_fields}}
-    params = {"base": base, "out_dir": str(shown), **{k: v for k, v in preset.items() if k != "base"},
+    # the ablation's own folder: its tables, verdicts, evidence and metadata never land on the study's files
+    params = {"base": base, "out_dir": str(shown / ABLATION_DIR), **{k: v for k, v in preset.items() if k != "base"},
               **{k: v for k, v in overrides.items() if k in own_fields}}
     AblationConfig.from_params(params)
     return Plan(profile, out_dir, {"ablations": params}, [stage])
@@ -278,7 +279,7 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
     run_configs(StudyConfig.from_params(study), methods)  # every run's config, budget and split, checked now
     data = {**preset["data"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in study["base"].items() if k in {f.name for f in dataclasses.fields(DataConfig)}}}
-    summary = {"out_dir": str(shown), "ablation_digest": file_digest(out_dir / "ablation_table.csv")}
+    summary = {"out_dir": str(shown), "ablation_digest": file_digest(out_dir / ABLATION_DIR / ABLATION_EVIDENCE)}
     params = {"data": data, "study": study, "summary": summary}
     for stage in stages:
         stage.config_cls.from_params(params[stage.name])
@@ -591,7 +592,7 @@ def build_book(p: Plan) -> Path:
             if any(tag in tags for tag in HIDDEN_CELL_TAGS) and "remove-cell" not in tags:
                 tags.append("remove-cell")
         nbformat.write(nb, source / f"{name}.ipynb")
-    for figure in p.out_dir.glob("*.png"):  # the front page shows the profile's figures
+    for figure in [*p.out_dir.glob("*.png"), *(p.out_dir / ABLATION_DIR).glob("*.png")]:  # the front page's figures
         shutil.copy(figure, source / figure.name)
     toc = ("format: jb-book\nroot: intro\nchapters:\n" + "".join(f"  - file: {name}\n" for name in chapters)
            if chapters else "format: jb-article\nroot: intro\n")  # a results folder with no chapter yet
@@ -620,7 +621,8 @@ def intro_page(p: Plan) -> str:
     note = (comparability_note(ColorGANConfig.from_params(params).to_dict()) if params is not None else
             "Each chapter says how its runs differ from the paper's protocol.")
     figures = [f"```{{figure}} {name}\n:width: 100%\n:alt: {caption}\n\n{caption} (click to enlarge)\n```\n"
-               for name, caption in FRONT_FIGURES.items() if (p.out_dir / name).is_file()]
+               for name, caption in FRONT_FIGURES.items()
+               if (p.out_dir / name).is_file() or (p.out_dir / ABLATION_DIR / name).is_file()]
     return (BOOK_SOURCES / "intro.md").read_text().format(
         profile=p.profile, comparability=note,
         headline=headline(p.out_dir) or "*No results in this folder yet.*", figures="\n".join(figures))

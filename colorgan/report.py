@@ -845,11 +845,13 @@ def headline(out_dir: Path | str) -> str:
     if table_path.is_file():
         parts.append("## The answer: every method against the grayscale input and the paper\n\n"
                      + html_table(headline_table(pd.read_csv(table_path))) + "\n\n"
-                     "*ours*: computed here, mean [95% bootstrap interval] over the test images; *paper*: "
+                     "*ours*: computed here, mean [95% interval] (a study's: over seeds and test images); *paper*: "
                      "the values printed in the paper's Table 1 (never computed here). *grayscale* colours "
                      "nothing (ab = 0): a method that does not beat it has not learnt colour yet.\n")
     for path in sorted(out_dir.glob("*verdicts*.csv")):
         verdicts = pd.read_csv(path)
+        if "claim_id" in verdicts:  # colorgan.verdicts' full record: the page shows what a reader compares
+            verdicts = verdicts[["claim", "verdict", "effect", "low", "high", "margin"]].round(4)
         parts.append(f"## Verdicts on the paper's claims ({path.stem.replace('_', ' ')})\n\n"
                      + html_table(verdicts) + "\n\nComputed from the intervals, not written by hand.\n")
     parts.append(_cost_summary(out_dir))

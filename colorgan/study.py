@@ -31,7 +31,7 @@ import torch
 
 from colorgan import metrics, runtime, verdicts
 from colorgan.color import model_to_rgb, rgb_to_model
-from colorgan.config import RunConfig, StudyConfig, field_default
+from colorgan.config import ABLATION_DIR, ABLATION_EVIDENCE, RunConfig, StudyConfig, field_default
 from colorgan.data import load_split
 from colorgan.evaluate import metric_code_digest
 from colorgan.metrics import GRAYSCALE, Colorizer
@@ -345,9 +345,6 @@ class StudyResults:
     ablation_runs: list[dict[str, Any]] | None = None  # its run_metadata.json
 
 
-ABLATION_DIR = "ablation"  # a profile's ablation results: results/<profile>/ablation/, never the study's files
-
-
 def load_results(out_dir: Path | str) -> StudyResults:
     """Read a study's results folder; a clear error when the study has not been run there.
 
@@ -369,9 +366,6 @@ def load_results(out_dir: Path | str) -> StudyResults:
                         pd.read_csv(table_path) if table_path else None,
                         pd.read_csv(evidence) if evidence.is_file() else None,
                         json.loads(metadata.read_text())["runs"] if metadata.is_file() else None)
-
-
-ABLATION_EVIDENCE = "ablation_per_image.csv.gz"  # committed: anyone can recompute the ablation's verdicts
 
 
 def deviations(results: StudyResults) -> dict[str, list[str]]:
