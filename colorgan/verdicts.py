@@ -379,8 +379,9 @@ def _verdict_row(claim: Claim, interval: Interval, p: float, level: float, rejec
             "family_size": family_size, "verdict": verdict, "per_seed": " / ".join(f"{d:+.4g}" for d in raw),
             "seed_signs": "".join("+" if d > 0 else "−" if d < 0 else "0" for d in interval.per_seed),
             "seeds": seeds, "images": interval.num_images, "detectable_effect": detectable,
-            "seeds_to_decide": needed if needed is not None else (f">{MAX_SEEDS}" if verdict == INCONCLUSIVE and seeds > 1
-                                                                  else pd.NA),
+            # a count, '>MAX_SEEDS' (more test images needed), or None (decided, or 1 seed: unknown)
+            "seeds_to_decide": str(needed) if needed is not None else (
+                f">{MAX_SEEDS}" if verdict == INCONCLUSIVE and seeds > 1 else None),
             "evidence": evidence}
 
 

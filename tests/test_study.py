@@ -1,5 +1,6 @@
 """The study: equal budgets enforced, verdicts that follow their numbers, a tiny end-to-end study."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,23 @@ def test_the_diversity_finding_follows_the_numbers(tmp_path: Path):
     assert "restores visible diversity" in finding(4.0, 3.5, 4.5)
     assert "explains part" in finding(0.5, 0.4, 0.6)
     assert "does not raise it" in finding(0.03, -0.01, 0.01)
+
+
+def test_the_committed_study_its_verdicts_and_the_readme_agree():
+    """results/study's tables and verdicts recompute from its per-image metrics; the README block is theirs.
+
+    Fails when the claims, the rule or the numbers change without `make rejudge` (which regenerates all of it).
+    """
+    out = Path(__file__).resolve().parents[1] / "results" / "study"
+    results = study.load_results(out)
+    committed = pd.read_csv(out / "verdicts.csv")
+    again = pd.read_csv(io.StringIO(study.judge_claims(results).to_csv(index=False)))  # as the file holds it
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), committed, check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(study.study_table(results.per_image), results.table, check_dtype=False, rtol=1e-9)
+    readme = (out.parents[1] / "README.md").read_text()
+    assert study.readme_block(results, committed) in readme
+    # every claim is re-judged or says why not, in the new vocabulary only
+    assert set(committed.verdict) <= {*verdicts.VERDICTS, verdicts.NOT_REJUDGED}
+    assert committed.claims_sha256.nunique() == 1 and committed.claims_sha256.iloc[0] == verdicts.basis()["claims_sha256"]
+    judged = committed[committed.verdict != verdicts.NOT_REJUDGED]
+    assert judged[["effect", "low", "high", "margin", "seed_signs"]].notna().all().all() and len(judged) == 6
