@@ -374,7 +374,13 @@ class ProgressPrinter:
         if event.kind == "cached":
             return f"stage {stage}: cached"
         if event.kind == "resume":
-            return f"resuming {stage} at step {info['step']} of {info['total_steps']}"
+            run = f" {info['label']}" if "label" in info else ""
+            return f"resuming {stage}{run} at step {info['step']} of {info['total_steps']}"
+        if event.kind == "train" and "run" in info:  # a stage of several runs (study, ablations)
+            speed = f"{info['images_per_s']:.0f} img/s" if info["images_per_s"] else "-- img/s"
+            return (f"  {stage} run {info['run']}/{info['runs']} {info['label']} · step {info['step']}/"
+                    f"{info['total_steps']} · {speed} · ETA {_duration(info['eta_s'])} · stage ETA "
+                    f"{_duration(info['stage_eta_s'])}")
         if event.kind == "train":
             speed = f"{info['images_per_s']:.1f} img/s" if info["images_per_s"] else "-- img/s"
             terms = " ".join(f"{k}={v:.3g}" for k, v in list(info["terms"].items())[:6])

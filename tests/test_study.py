@@ -42,6 +42,10 @@ def test_budget_and_split_are_the_studys_not_a_methods():
 def test_the_study_profile_is_checked_before_any_work(tmp_path):
     p = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results")
     assert [s.name for s in p.stages] == ["data", "study", "summary"]
+    assert len(p.runs["study"]) == 9 and p.runs["study"][5][0] == "chromagan seed 2"  # the progress line's labels
+    ablations = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results", kind="ablations")
+    assert len(ablations.runs["ablations"]) == 14 and ablations.runs["ablations"][0][0] == "full seed 0"
+    assert Path(ablations.params["ablations"]["out_dir"]).parts[-2:] == ("study", "ablation")  # its own folder
     budgets = study.images_seen(study.run_configs(StudyConfig.from_params(p.params["study"]), METHODS))
     assert len(set(budgets.values())) == 1 and set(budgets) == {"colorgan", "chromagan", "coltran"}
     changed = pipeline.plan("study", METHODS, str(tmp_path), {"base.image_size": 32, "coltran.lr": 3e-3},
@@ -177,3 +181,54 @@ def test_the_committed_study_its_verdicts_and_the_readme_agree():
     assert committed.claims_sha256.nunique() == 1 and committed.claims_sha256.iloc[0] == verdicts.basis()["claims_sha256"]
     judged = committed[committed.verdict != verdicts.NOT_REJUDGED]
     assert judged[["effect", "low", "high", "margin", "seed_signs"]].notna().all().all() and len(judged) == 6
+
+
+@pytest.mark.slow
+def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path: Path):
+    """`make reproduce PROFILE=study`, `make ablations PROFILE=study`, `make reproduce PROFILE=study` at toy size.
+
+    Fails on the layout before issue 20: the ablation wrote run_metadata.json and verdicts.csv over the
+    study's, the study stage was cached on the third command, and the summary described the ablation's runs.
+    """
+    import json
+
+    from tests.conftest import write_images
+
+    photos = tmp_path / "photos"
+    write_images(photos, 40, size=(40, 40))
+    tiny = dict(gen_width=8, gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8,
+                disc_layers=2)
+    study_toy = {"methods": {"colorgan": tiny}, "seeds": [0, 1], "num_images_seen": 8, "num_diversity_samples": 2,
+                 "num_fig2_images": 1, "num_bootstrap": 100, "base.image_size": 32, "base.batch_size": 4,
+                 "base.num_val_images": 4, "base.val_every": 2, "base.checkpoint_every": 2, "base.log_every": 1,
+                 "base.num_bootstrap": 100}
+    ablation_toy = {"variants": {"full": {}, "no_noise": {"use_noise": False, "lambda_s": 0.0}}, "seeds": [0, 1],
+                    "num_diversity_samples": 2, "image_size": 32, "batch_size": 4, "num_steps": 2,
+                    "checkpoint_every": 2, "log_every": 1, "num_bootstrap": 100, **tiny}
+    root = tmp_path / "results"
+
+    def reproduce():
+        return pipeline.run(pipeline.plan("study", METHODS, str(photos), study_toy, root), book=False)
+
+    first = reproduce()
+    ablations = pipeline.plan("study", METHODS, str(photos), ablation_toy, root, kind="ablations")
+    pipeline.run(ablations, book=False)
+    again = reproduce()
+    out = Path(next(iter(root.iterdir())))  # the study's results folder (its own name: the overrides)
+    assert first["study"] == "ran" and again["study"] == "cached" and again["summary"] == "ran"
+    # the ablation wrote only into its own folder, and the study's files are still the study's
+    ablation_out = Path(ablations.params["ablations"]["out_dir"])
+    assert ablation_out.name == "ablation" and (ablation_out / "ablation_per_image.csv.gz").is_file()
+    assert {"verdicts.csv", "run_metadata.json", "ablation_table.csv"} <= {p.name for p in ablation_out.iterdir()}
+    ablation_out = ablation_out if ablation_out.is_absolute() else pipeline.REPO_ROOT / ablation_out
+    study_runs = json.loads((out / "run_metadata.json").read_text())["runs"]
+    assert {r["config"]["num_val_images"] for r in study_runs} == {4} and len(study_runs) == 2
+    assert not (out / "ablation_table.csv").exists()
+    summary = json.loads((out / "notebooks" / "summary.ipynb").read_text())
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in summary["cells"]
+                   for o in c.get("outputs", []))
+    assert "(4 more set aside for validation)" in text and "2 runs in" in text and "2 seeds per method" in text
+    assert "two-level bootstrap" in text and "Holm" in text
+    judged = pd.read_csv(out / "verdicts.csv").set_index("claim_id")
+    assert judged.loc["noise_diversity", "verdict"] in verdicts.VERDICTS  # the ablation's claims were judged
+    assert judged.loc["t1_colorgan_chromagan_psnr", "verdict"] == verdicts.NOT_TESTED  # one method in this toy
