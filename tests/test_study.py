@@ -184,8 +184,8 @@ def test_the_committed_study_its_verdicts_and_the_readme_agree():
 
 
 @pytest.mark.slow
-def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path: Path):
-    """`make reproduce PROFILE=study`, `make ablations PROFILE=study`, `make reproduce PROFILE=study` at toy size.
+def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path: Path, monkeypatch):
+    """`make reproduce PROFILE=P`, `make ablations PROFILE=P`, `make reproduce PROFILE=P` on a toy profile P.
 
     Fails on the layout before issue 20: the ablation wrote run_metadata.json and verdicts.csv over the
     study's, the study stage was cached on the third command, and the summary described the ablation's runs.
@@ -198,29 +198,25 @@ def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path:
     write_images(photos, 40, size=(40, 40))
     tiny = dict(gen_width=8, gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8,
                 disc_layers=2)
-    study_toy = {"methods": {"colorgan": tiny}, "seeds": [0, 1], "num_images_seen": 8, "num_diversity_samples": 2,
-                 "num_fig2_images": 1, "num_bootstrap": 100, "base.image_size": 32, "base.batch_size": 4,
-                 "base.num_val_images": 4, "base.val_every": 2, "base.checkpoint_every": 2, "base.log_every": 1,
-                 "base.num_bootstrap": 100}
-    ablation_toy = {"variants": {"full": {}, "no_noise": {"use_noise": False, "lambda_s": 0.0}}, "seeds": [0, 1],
-                    "num_diversity_samples": 2, "image_size": 32, "batch_size": 4, "num_steps": 2,
-                    "checkpoint_every": 2, "log_every": 1, "num_bootstrap": 100, **tiny}
+    train = dict(data="folder", image_size=32, batch_size=4, checkpoint_every=2, log_every=1, num_bootstrap=100)
+    monkeypatch.setitem(pipeline.PROFILES, "toy-study", {
+        "data": {"data": "folder", "image_size": 32},
+        "study": {"base": {**train, "num_val_images": 4, "val_every": 2}, "methods": {"colorgan": tiny},
+                  "seeds": [0, 1], "num_images_seen": 8, "num_diversity_samples": 2, "num_fig2_images": 1,
+                  "num_bootstrap": 100},
+        "ablations": {"base": {**train, **tiny, "num_steps": 2}, "seeds": [0, 1], "num_diversity_samples": 2,
+                      "variants": {"full": {}, "no_noise": {"use_noise": False, "lambda_s": 0.0}}}})
     root = tmp_path / "results"
 
-    def reproduce():
-        return pipeline.run(pipeline.plan("study", METHODS, str(photos), study_toy, root), book=False)
+    def make(kind: str) -> dict[str, str]:
+        return pipeline.run(pipeline.plan("toy-study", METHODS, str(photos), results_root=root, kind=kind), book=False)
 
-    first = reproduce()
-    ablations = pipeline.plan("study", METHODS, str(photos), ablation_toy, root, kind="ablations")
-    pipeline.run(ablations, book=False)
-    again = reproduce()
-    out = Path(next(iter(root.iterdir())))  # the study's results folder (its own name: the overrides)
+    first, _, again = make("reproduce"), make("ablations"), make("reproduce")
+    out = root / "toy-study"
     assert first["study"] == "ran" and again["study"] == "cached" and again["summary"] == "ran"
     # the ablation wrote only into its own folder, and the study's files are still the study's
-    ablation_out = Path(ablations.params["ablations"]["out_dir"])
-    assert ablation_out.name == "ablation" and (ablation_out / "ablation_per_image.csv.gz").is_file()
-    assert {"verdicts.csv", "run_metadata.json", "ablation_table.csv"} <= {p.name for p in ablation_out.iterdir()}
-    ablation_out = ablation_out if ablation_out.is_absolute() else pipeline.REPO_ROOT / ablation_out
+    assert {"verdicts.csv", "run_metadata.json", "ablation_table.csv", "ablation_per_image.csv.gz"} <= {
+        p.name for p in (out / "ablation").iterdir()}
     study_runs = json.loads((out / "run_metadata.json").read_text())["runs"]
     assert {r["config"]["num_val_images"] for r in study_runs} == {4} and len(study_runs) == 2
     assert not (out / "ablation_table.csv").exists()
@@ -228,7 +224,7 @@ def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path:
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in summary["cells"]
                    for o in c.get("outputs", []))
     assert "(4 more set aside for validation)" in text and "2 runs in" in text and "2 seeds per method" in text
-    assert "two-level bootstrap" in text and "Holm" in text
+    assert "two-level bootstrap" in text and "Holm" in text and "declared before the data" in text
     judged = pd.read_csv(out / "verdicts.csv").set_index("claim_id")
     assert judged.loc["noise_diversity", "verdict"] in verdicts.VERDICTS  # the ablation's claims were judged
     assert judged.loc["t1_colorgan_chromagan_psnr", "verdict"] == verdicts.NOT_TESTED  # one method in this toy
