@@ -290,8 +290,7 @@ def seeds_to_decide(interval: Interval, margin: float, alpha: float) -> tuple[fl
     if S < 2:
         return detectable, None
     per_seed_var = interval.seed_var * S  # variance of one seed's mean (its interaction part included)
-    # what the per-image means keep with any number of seeds: the images' own spread, not the interaction
-    image_var = max(interval.image_var - interval.residual_var / (S * interval.num_images), 0.0)
+    image_var = fixed_image_var(interval)
     for seeds in range(2, MAX_SEEDS + 1):
         seed_var = per_seed_var / seeds
         se = math.sqrt(seed_var + image_var)
@@ -299,6 +298,17 @@ def seeds_to_decide(interval: Interval, margin: float, alpha: float) -> tuple[fl
         if (stats.t.ppf(1 - alpha / 2, df) + z) * se <= margin:
             return detectable, seeds
     return detectable, None
+
+
+def fixed_image_var(interval: Interval) -> float:
+    """What the per-image means keep with any number of seeds: the images' own spread, not the seed x image part."""
+    S = len(interval.per_seed)
+    return max(interval.image_var - interval.residual_var / (S * interval.num_images), 0.0)
+
+
+def detectable_with_any_seeds(interval: Interval, alpha: float) -> float:
+    """The smallest effect detectable with POWER on these test images however many seeds are trained."""
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) * math.sqrt(fixed_image_var(interval)))
 
 
 def judge(evidence: dict[str, pd.DataFrame], claims: list[Claim] | None = None, claims_path: Path | str = CLAIMS_PATH,
@@ -359,7 +369,8 @@ def _verdict_row(claim: Claim, interval: Interval, p: float, level: float, rejec
     """The columns of one judged claim; effect and interval are in the claimed direction (> 0: as claimed)."""
     seeds = len(interval.per_seed)
     verdict = decide(interval.estimate, interval.low, interval.high, claim.margin, seeds)
-    if verdict in (SUPPORTED, CONTRADICTED) and not rejects_zero:
+    stopped = verdict in (SUPPORTED, CONTRADICTED) and not rejects_zero
+    if stopped:
         verdict = INCONCLUSIVE  # Holm's step-down stopped before this claim
     detectable, needed = seeds_to_decide(interval, claim.margin, 1 - level)
     if verdict != INCONCLUSIVE:
@@ -371,10 +382,14 @@ def _verdict_row(claim: Claim, interval: Interval, p: float, level: float, rejec
                 f"({level:.2%} interval, Holm over {family_size}), margin {claim.margin:g}")
     if seeds < 2:
         evidence += "; 1 seed: the seed-to-seed variance is unknown, so no verdict"
+    if stopped:
+        evidence += "; Holm's step-down stopped at a claim with a smaller p-value, so this one is not decided"
     if verdict == INCONCLUSIVE and seeds >= 2:
         evidence += (f"; detectable at this scale: {detectable:.3g} ({POWER:.0%} power); "
                      + (f"{needed} seeds would decide a {claim.margin:g} effect" if needed else
-                        f"no number of seeds up to {MAX_SEEDS} decides a {claim.margin:g} effect on these test images"))
+                        f"no number of seeds up to {MAX_SEEDS} decides a {claim.margin:g} effect on these "
+                        f"{interval.num_images} test images (with any number of seeds they detect "
+                        f"{detectable_with_any_seeds(interval, 1 - level):.3g} at best: more test images are needed)"))
     return {"effect": interval.estimate, "low": interval.low, "high": interval.high, "level": level, "p_value": p,
             "family_size": family_size, "verdict": verdict, "per_seed": " / ".join(f"{d:+.4g}" for d in raw),
             "seed_signs": "".join("+" if d > 0 else "−" if d < 0 else "0" for d in interval.per_seed),

@@ -171,6 +171,17 @@ def test_power_gives_the_seeds_that_would_decide():
     assert again == needed
     _, bigger_margin = V.seeds_to_decide(interval, 0.3, 0.05)
     assert bigger_margin < needed
+    # test images that disagree this much: no number of seeds detects 0.1, and the row says what would
+    noisy = synthetic(0.0, 0.05, 0.2, 0.1, num_images=100, seed_effects=[-0.05, 0.0, 0.05])
+    arm_a = noisy.method == "a"  # each image favours one arm by its own amount, in every seed
+    offsets = np.random.default_rng(5).normal(0, 1.0, 100)
+    noisy.loc[arm_a, "psnr"] += (offsets - offsets.mean())[noisy.loc[arm_a, "image"]]
+    row = V.judge({"study": noisy}, [claim(margin=0.1)]).iloc[0]
+    assert row.verdict == V.INCONCLUSIVE and row.seeds_to_decide == f">{V.MAX_SEEDS}"
+    assert "more test images are needed" in row.evidence
+    floor = V.detectable_with_any_seeds(V.two_level_interval(V.paired_matrix(noisy, "method", "a", "b", "psnr")
+                                                             .to_numpy()), 0.05)
+    assert 0.1 < floor < row.detectable_effect
 
 
 def test_the_grayscale_row_pairs_with_every_seed():
