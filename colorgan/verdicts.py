@@ -209,7 +209,9 @@ def two_level_interval(values: np.ndarray, level: float = 0.95, num_resamples: i
     rng = np.random.default_rng(seed)
     seed_draws = rng.integers(0, S, size=(num_resamples, S))
     image_draws = rng.integers(0, N, size=(num_resamples, N))
-    # one image draw shared by all seeds drawn: seeds and images are crossed, and both arms are paired
+    # one image draw shared by all seeds drawn: seeds and images are crossed, and both arms are paired. The
+    # seed x image residual is not resampled: each per-seed and per-image mean already carries it, so the two
+    # main effects' variances sum to the estimator's variance plus one residual term (slightly conservative)
     resampled = mean + seed_effect[seed_draws].mean(axis=1) + image_effect[image_draws].mean(axis=1)
     se = float(resampled.std(ddof=1))
     df = satterthwaite(seed_var, S, image_var, N)
