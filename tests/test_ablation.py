@@ -164,3 +164,15 @@ def test_the_wide_table_splits_into_two_that_fit_a_page():
     means, deltas = ablation.wide_tables(table)
     assert list(means.variant) == ["full", "no_noise", "no_ls"] and not any(c.startswith("Δ") for c in means.columns)
     assert list(deltas.variant) == ["no_noise", "no_ls"] and deltas.columns[1:].str.startswith("Δ").all()
+
+
+def test_the_front_page_reads_an_ablation_only_profiles_verdicts(tmp_path):
+    """An ablation profile's verdicts live in results/<profile>/ablation/; the front page shows their gist."""
+    from colorgan import report
+
+    judged = ablation.judge(synthetic_per_image(effect=-1.0), num_resamples=200)
+    (tmp_path / "ablation").mkdir()
+    judged.to_csv(tmp_path / "ablation" / "verdicts.csv", index=False)
+    page = report.headline(tmp_path)
+    assert "Verdicts on the paper" in page and "The noise branch improves quality (PSNR)" in page
+    assert "claims_sha256" not in page and "margin" in page  # the gist, not the full record
