@@ -228,3 +228,22 @@ def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path:
     judged = pd.read_csv(out / "verdicts.csv").set_index("claim_id")
     assert judged.loc["noise_diversity", "verdict"] in verdicts.VERDICTS  # the ablation's claims were judged
     assert judged.loc["t1_colorgan_chromagan_psnr", "verdict"] == verdicts.NOT_TESTED  # one method in this toy
+
+
+def test_the_summary_puts_each_deviation_beside_the_verdict_it_affects():
+    out = Path(__file__).resolve().parents[1] / "results" / "study"
+    results = study.load_results(out)
+    judged = pd.read_csv(out / "verdicts.csv")
+    table = study.verdict_table(results, judged).set_index("claim")["deviation beside it"]
+    chroma = table["ColorGAN > ChromaGAN on PSNR (Table 1)"]
+    assert "class-distribution KL term is off" in chroma and "applied to all three methods" in chroma
+    assert "chromagan seed 0 6,400" in chroma  # the scored weights had seen half the budget
+    assert "class-distribution" not in table["ColorGAN > ColTran on PSNR (Table 1)"]
+    assert "random (untrained) VGG" in table["The perceptual term improves quality (SSIM)"]
+    assert "no_noise also drops Ls" in table["The noise branch adds diversity (§1, §2.1)"]
+    assert table["The L1 term improves quality (PSNR)"] == "—"
+    text = study.summary_markdown(results, judged)
+    assert "declared after these runs" in text and "not re-judged" in text and "seed sd 0.07" in text
+    one_seed = study.StudyResults(out, results.table.assign(seeds=1, seed_sd=float("nan")), results.per_image,
+                                  results.runs, None)
+    assert "(1 seed)" in study.summary_markdown(one_seed, judged) and "nan" not in study.summary_markdown(one_seed, judged)
