@@ -422,6 +422,16 @@ def seen_budget(configs: dict[tuple[str, int], dict[str, Any]], method: str) -> 
     return max(r["config"]["num_steps"] * r["config"]["batch_size"] for (m, _), r in configs.items() if m == method)
 
 
+def basis_notes(results: StudyResults, judged: pd.DataFrame) -> list[str]:
+    """Were claims and rule fixed before the data? One note for the study's runs, one for the ablation's."""
+    declared = verdicts.load_claims()[1]["declared"]
+    notes = [verdicts.basis_note(judged, verdicts.recorded_basis(results.out_dir), declared)]
+    if results.ablation_per_image is not None:
+        note = verdicts.basis_note(judged, verdicts.recorded_basis(results.out_dir / ABLATION_DIR), declared)
+        notes.append(f"The ablation's runs: {note[0].lower()}{note[1:]}")
+    return [n for n in notes if n]
+
+
 def verdict_table(results: StudyResults, judged: pd.DataFrame) -> pd.DataFrame:
     """The page's verdict table: claim, verdict, effect [interval] vs margin, per-seed deltas, deviations."""
     notes = deviations(results)
@@ -489,7 +499,7 @@ def summary_markdown(results: StudyResults, judged: pd.DataFrame) -> str:
     words = (*verdicts.VERDICTS, verdicts.NOT_TESTED, verdicts.NOT_REJUDGED)
     lines.append("Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in words if counts.get(v, 0) or
                                           v in verdicts.VERDICTS) + ".")
-    lines.append(verdicts.basis_note(judged, verdicts.recorded_basis(results.out_dir), header["declared"]))
+    lines += basis_notes(results, judged)
     if (judged.verdict == verdicts.NOT_REJUDGED).any():
         lines.append("The study-scale ablation's claims are not re-judged: its per-image evidence was not committed "
                      "when it ran, so its old verdicts (another rule, another vocabulary) are not shown; "
@@ -559,8 +569,7 @@ def readme_block(results: StudyResults, judged: pd.DataFrame) -> str:
         if notes.get(r.claim_id):
             line += " *Beside it:* " + "; ".join(notes[r.claim_id]) + "."
         lines.append(line)
-    lines.append("- " + verdicts.basis_note(judged, verdicts.recorded_basis(results.out_dir),
-                                            verdicts.load_claims()[1]["declared"]))
+    lines += [f"- {note}" for note in basis_notes(results, judged)]
     return "\n".join([README_BEGIN, *lines, README_END])
 
 
