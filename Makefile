@@ -66,7 +66,7 @@ ablations: setup
 # Re-judge the committed study from results/study/per_image_metrics.csv (no training): its tables and verdicts by
 # today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block
 rejudge: setup
-	$(PY) -c "from colorgan import study; study.rejudge('results/study'); study.update_readme('README.md', 'results/study')"
+	$(PY) -c "from colorgan import study, summary; study.rejudge('results/study'); summary.update_readme('README.md', 'results/study')"
 
 # PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
 data-voc: setup

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("colorgan", "baselines")
 # Read finished runs or build configs (which run_hash hashes themselves); never imported by training.
 PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
-    "__main__", "cli", "pipeline", "report", "study", "ablation", "verdicts", "score", "bench", "gpu_check",
+    "__main__", "cli", "pipeline", "report", "study", "summary", "ablation", "verdicts", "score", "bench", "gpu_check",
     "voc_mini"))
 
 

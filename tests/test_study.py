@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from baselines.coltran import coltran_config
-from colorgan import pipeline, report, study, verdicts
+from colorgan import pipeline, report, study, summary, verdicts
 from colorgan.cli import METHODS
 from colorgan.config import StudyConfig
 from colorgan.metrics import GRAYSCALE
@@ -118,7 +118,7 @@ def test_tiny_study_end_to_end(tmp_path: Path):
     judged = study.judge_claims(per_image, num_resamples=200)
     study.save_study(table, per_image, judged, study.images_seen(configs), cfg.out_dir)
     results = study.load_results(cfg.out_dir)
-    text = study.summary_markdown(results, study.judge_claims(results))
+    text = summary.summary_markdown(results, study.judge_claims(results))
     assert "## Scope" in text and "ColTran (+ input L)" in text and "not tested" in text
     assert "declared before the data" in text  # the runs were trained under today's claims and rule
     report.learning_curves([c.run_dir for c in configs.values()])
@@ -153,10 +153,10 @@ def test_the_diversity_finding_follows_the_numbers(tmp_path: Path):
             {"variant": "full", "metric": "diversity", "mean": 0.03},
             {"variant": "no_ls", "metric": "diversity", "mean": no_ls_mean, "diff_vs_full": no_ls_mean - 0.03,
              "diff_low": low, "diff_high": high}])
-        return study.diversity_finding(study.StudyResults(tmp_path, table, pd.DataFrame(), [], ablation))
+        return summary.diversity_finding(study.StudyResults(tmp_path, table, pd.DataFrame(), [], ablation))
 
-    assert "below a just-noticeable" in study.diversity_finding(
-        study.StudyResults(tmp_path, table, pd.DataFrame(), [], None)) and "make ablations" in study.diversity_finding(
+    assert "below a just-noticeable" in summary.diversity_finding(
+        study.StudyResults(tmp_path, table, pd.DataFrame(), [], None)) and "make ablations" in summary.diversity_finding(
         study.StudyResults(tmp_path, table, pd.DataFrame(), [], None))
     assert "restores visible diversity" in finding(4.0, 3.5, 4.5)
     assert "explains part" in finding(0.5, 0.4, 0.6)
@@ -175,7 +175,7 @@ def test_the_committed_study_its_verdicts_and_the_readme_agree():
     pd.testing.assert_frame_equal(again.reset_index(drop=True), committed, check_dtype=False, rtol=1e-9)
     pd.testing.assert_frame_equal(study.study_table(results.per_image), results.table, check_dtype=False, rtol=1e-9)
     readme = (out.parents[1] / "README.md").read_text()
-    assert study.readme_block(results, committed) in readme
+    assert summary.readme_block(results, committed) in readme
     # every claim is re-judged or says why not, in the new vocabulary only
     assert set(committed.verdict) <= {*verdicts.VERDICTS, verdicts.NOT_REJUDGED}
     assert committed.claims_sha256.nunique() == 1 and committed.claims_sha256.iloc[0] == verdicts.basis()["claims_sha256"]
@@ -234,7 +234,7 @@ def test_the_summary_puts_each_deviation_beside_the_verdict_it_affects():
     out = Path(__file__).resolve().parents[1] / "results" / "study"
     results = study.load_results(out)
     judged = pd.read_csv(out / "verdicts.csv")
-    table = study.verdict_table(results, judged).set_index("claim")["deviation beside it"]
+    table = summary.verdict_table(results, judged).set_index("claim")["deviation beside it"]
     chroma = table["ColorGAN > ChromaGAN on PSNR (Table 1)"]
     assert "class-distribution KL term is off" in chroma and "applied to all three methods" in chroma
     assert "chromagan seed 0 6,400" in chroma  # the scored weights had seen half the budget
@@ -242,8 +242,8 @@ def test_the_summary_puts_each_deviation_beside_the_verdict_it_affects():
     assert "random (untrained) VGG" in table["The perceptual term improves quality (SSIM)"]
     assert "no_noise also drops Ls" in table["The noise branch adds diversity (§1, §2.1)"]
     assert table["The L1 term improves quality (PSNR)"] == "—"
-    text = study.summary_markdown(results, judged)
+    text = summary.summary_markdown(results, judged)
     assert "declared after these runs" in text and "not re-judged" in text and "seed sd 0.07" in text
     one_seed = study.StudyResults(out, results.table.assign(seeds=1, seed_sd=float("nan")), results.per_image,
                                   results.runs, None)
-    assert "(1 seed)" in study.summary_markdown(one_seed, judged) and "nan" not in study.summary_markdown(one_seed, judged)
+    assert "(1 seed)" in summary.summary_markdown(one_seed, judged) and "nan" not in summary.summary_markdown(one_seed, judged)
