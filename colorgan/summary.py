@@ -193,8 +193,8 @@ def summary_markdown(results: StudyResults, judged: pd.DataFrame) -> str:
     if (judged.verdict == verdicts.NOT_REJUDGED).any():
         lines.append("The study-scale ablation's claims are not re-judged: its per-image evidence was not committed "
                      "when it ran, so its old verdicts (another rule, another vocabulary) are not shown; "
-                     "`make ablations PROFILE=study` re-runs it into results/study/ablation/ (about 100 min on a "
-                     "2-core CPU).")
+                     "`make ablations PROFILE=study` re-runs it into results/study/ablation/, and `make rejudge` "
+                     "then judges its claims.")
     lines += ["## Diversity", diversity_finding(results)]
     lines += ["## Deviations from the paper", *[f"- {d}" for d in protocol_differences(config)],
               "Deviations that bear on a particular verdict are listed beside it in the table below."]
