@@ -17,7 +17,8 @@ range. A simulation in tests/test_verdicts.py checks that 95% intervals cover th
 with 400 studies each: when the seed variance dominates and there are only 2-3 seeds, Satterthwaite's
 degrees of freedom are themselves noisy and coverage drops (2 seeds: 90% at seed sd 0.15, 88% at 0.4;
 3 seeds: 92% at 0.4); with 5 seeds it is 95-97%. Hsu's conservative choice (seeds - 1 degrees of freedom)
-would always cover, but at 99.9% when the images dominate; more seeds are the real remedy.
+would cover at least 95% (normal data) but far wider than needed when the images dominate; more seeds are
+the real remedy.
 
 Verdicts, on the effect in the claimed direction with its Holm-adjusted interval [low, high] and margin m:
 - *no practical difference*: -m < low and high < m (the interval lies inside +-m);
