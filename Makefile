@@ -17,7 +17,7 @@ ENV    ?= $(VENV)
 PY     := $(ENV)/bin/python
 STAMP  := $(ENV)/$(if $(filter $(VENV),$(ENV)),.installed-stamp,.colorgan-repro-installed)
 
-.PHONY: setup browser test test-fast reproduce book ablations bench gpu-check data-voc data-voc-mini clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations rejudge bench gpu-check data-voc data-voc-mini clean-cache
 
 setup: $(STAMP)
 	@echo "environment: $(ENV)"
@@ -62,6 +62,11 @@ book: setup
 # make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3 seeds, table + chart
 ablations: setup
 	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
+
+# Re-judge the committed study from results/study/per_image_metrics.csv (no training): its tables and verdicts by
+# today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block
+rejudge: setup
+	$(PY) -c "from colorgan import study, summary; study.rejudge('results/study'); summary.update_readme('README.md', 'results/study')"
 
 # PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
 data-voc: setup

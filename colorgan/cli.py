@@ -120,6 +120,9 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                           help="how photos reach the run's size: resize (whole photo, the paper's) or "
                                "center-crop (centre square, then resize: ImageNet val5k)")
     evaluate.add_argument("--name", help="results folder under <run>/eval/ (default: the folder's name)")
+    evaluate.add_argument("--checkpoint", type=checkpoint_choice, default="last", metavar="best_val|last|STEP",
+                          help="the weights to score: the newest (default), the best on validation (what the "
+                               "study scores), or a kept step; results go to eval/.../checkpoint-<it>/ unless 'last'")
     add_weight_flags(evaluate)
     add_convention_flag(evaluate)
 
@@ -242,6 +245,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_choice(value: str) -> str:
+    """--checkpoint: 'best_val', 'last' or a step number (argparse type)."""
+    if value in ("best_val", "last") or value.isdigit():
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not a checkpoint; give best_val, last or a step number (e.g. 400)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from colorgan.evaluate import eval_dir, evaluate_run, format_summary, test_set_name
     from colorgan.published import summary_columns
@@ -258,13 +268,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         config_cls, build_step = METHODS[run_method(run_dir)]
         _, summary = evaluate_run(run_dir, config_cls, build_step, args.device, args.batch_size, args.diversity,
                                   test_root=args.data_root, protocol=args.protocol, test_name=test_name,
-                                  inception_weights=args.inception_weights, lpips_weights=args.lpips_weights)
-        out = eval_dir(run_dir, test_name)
+                                  inception_weights=args.inception_weights, lpips_weights=args.lpips_weights,
+                                  checkpoint=args.checkpoint)
+        out = eval_dir(run_dir, test_name, args.checkpoint)
         record = json.loads((out / "summary.json").read_text())
         test = record["test_set"]
         where = (f"test folder {test['path']} ({test['num_images']} of {test['num_files']} files, "
                  f"protocol {test['protocol']})" if args.data else "its own test split")
-        print(f"\n{run_dir} on {where} (checkpoint step {record['checkpoint_step']}, {record['image_size']} px, "
+        print(f"\n{run_dir} on {where} ({args.checkpoint} checkpoint, step {record['checkpoint_step']}, "
+              f"{record['image_size']} px, "
               f"vgg_weights={record.get('vgg_weights', 'n/a')}, device {record['device_name']}) -> {out}")
         if record.get("notes"):  # e.g. ChromaGAN's class KL term off: shown beside the numbers, never silent
             print(f"notes: {record['notes']}")
@@ -388,7 +400,13 @@ class ProgressPrinter:
         if event.kind == "cached":
             return f"stage {stage}: cached"
         if event.kind == "resume":
-            return f"resuming {stage} at step {info['step']} of {info['total_steps']}"
+            run = f" {info['label']}" if "label" in info else ""
+            return f"resuming {stage}{run} at step {info['step']} of {info['total_steps']}"
+        if event.kind == "train" and "run" in info:  # a stage of several runs (study, ablations)
+            speed = f"{info['images_per_s']:.0f} img/s" if info["images_per_s"] else "-- img/s"
+            return (f"  {stage} run {info['run']}/{info['runs']} {info['label']} · step {info['step']}/"
+                    f"{info['total_steps']} · {speed} · ETA {_duration(info['eta_s'])} · stage ETA "
+                    f"{_duration(info['stage_eta_s'])}")
         if event.kind == "train":
             speed = f"{info['images_per_s']:.1f} img/s" if info["images_per_s"] else "-- img/s"
             terms = " ".join(f"{k}={v:.3g}" for k, v in list(info["terms"].items())[:6])

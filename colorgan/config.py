@@ -396,6 +396,13 @@ class GpuCheckConfig(Params):
 
 
 # The ablation study's variants (issue: each a parameter override of the same config).
+# Noise samples per test image for diversity (mean ΔE*ab between samples), one count for the study and its
+# ablation: the mean over sample pairs depends on how many samples are drawn, so their numbers compare only at one.
+NUM_DIVERSITY_SAMPLES = 3
+# A profile's ablation keeps its own folder, results/<profile>/ablation/ (tables, verdicts, metadata and this
+# gzip CSV of per-image metrics, committed so that anyone can recompute its deltas and verdicts)
+ABLATION_DIR = "ablation"
+ABLATION_EVIDENCE = "ablation_per_image.csv.gz"
 ABLATION_VARIANTS = {
     "full": {},
     "no_adversarial": {"lambda_g": 0.0},
@@ -416,7 +423,8 @@ class AblationConfig(Params):
     variants: dict = opt(ABLATION_VARIANTS, "variant name -> ColorGANConfig overrides; 'full' is the reference")
     seeds: list = opt([0, 1, 2], "training seeds per variant (3 or more for intervals worth reading)")
     base: dict = opt({}, "ColorGANConfig fields shared by every variant (data, size, steps, widths, ...)")
-    num_diversity_samples: int = opt(4, "noise samples per test image for the diversity metric", min=2)
+    num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "noise samples per test image for the diversity metric "
+                                                             "(the study's count: diversity depends on it)", min=2)
     out_dir: str = opt("results/ablations", "where runs, tables and charts go")
 
     def __post_init__(self) -> None:
@@ -457,7 +465,8 @@ class StudyConfig(Params):
                                             "training images (Table 1 then states each one's count)")
     checkpoint: str = opt("best_val", "the weights scored on the test split, by one rule for every method: "
                                       "best validation PSNR, or the last", choices=STUDY_CHECKPOINTS)
-    num_diversity_samples: int = opt(3, "colorizations per test image for the diversity column (0 = none)", min=0)
+    num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "colorizations per test image for the diversity column "
+                                                             "(0 = none; the ablation's count)", min=0)
     num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
     num_bootstrap: int = opt(2000, "bootstrap resamples of test images for every interval", min=100)
     out_dir: str = opt("results/study", "where runs, tables and figures go")
@@ -487,8 +496,9 @@ class SummaryConfig(Params):
     """The reproducibility summary: verdicts on the paper's claims from a study's results folder."""
 
     out_dir: str = opt("results/study", "the study's results folder (study_table.csv, per_image_metrics.csv)")
-    ablation_digest: str = opt("", "sha256 of the study-scale ablation_table.csv in out_dir ('' = not run); the "
-                                   "pipeline sets it, so the page is rebuilt when the ablation changes")
+    ablation_digest: str = opt("", "sha256 of the study-scale ablation's per-image evidence in out_dir/ablation "
+                                   "('' = not run); the pipeline sets it, so the page is rebuilt when the ablation "
+                                   "changes")
 
 
 def validate_fields(cfg: Any) -> None:

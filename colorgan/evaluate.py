@@ -23,7 +23,7 @@ from colorgan.config import RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.feature_nets import FeatureNets, load_feature_nets
 from colorgan.metrics import METRIC_PROTOCOL, evaluate_sets, summarize, with_set_metrics
-from colorgan.train import CheckpointDir, StepFactory, load_trained, step_provenance
+from colorgan.train import StepFactory, checkpoint_path, load_trained, step_provenance
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +43,24 @@ def metric_code_digest() -> str:
     return digest.hexdigest()
 
 
-def checkpoint_digest(run_dir: Path) -> str | None:
-    """SHA-256 of the newest checkpoint file's bytes (None without a checkpoint)."""
-    paths = CheckpointDir(Path(run_dir) / "checkpoints").paths()
-    if not paths:
+def checkpoint_digest(run_dir: Path, checkpoint: str = "last") -> str | None:
+    """SHA-256 of a checkpoint file's bytes (``train.checkpoint_path``; None without that checkpoint)."""
+    path = checkpoint_path(run_dir, checkpoint)
+    if path is None or not path.is_file():
         return None
     digest = hashlib.sha256()
-    with paths[-1].open("rb") as f:
+    with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return f"{paths[-1].name}:{digest.hexdigest()}"
+    return f"{path.name}:{digest.hexdigest()}"
 
 
-def eval_dir(run_dir: Path | str, test_name: str | None = None) -> Path:
-    """``<run_dir>/eval`` for the run's own split, ``<run_dir>/eval/<test_name>`` for another test set."""
+def eval_dir(run_dir: Path | str, test_name: str | None = None, checkpoint: str = "last") -> Path:
+    """``<run_dir>/eval`` for the run's own split, ``<run_dir>/eval/<test_name>`` for another test set; another
+    checkpoint than the newest adds ``checkpoint-<best_val|STEP>`` (its numbers never overwrite the newest's)."""
     out = Path(run_dir) / "eval"
-    return out / test_name if test_name else out
+    out = out / test_name if test_name else out
+    return out if checkpoint == "last" else out / f"checkpoint-{checkpoint}"
 
 
 def test_set_name(test_root: Path | str, protocol: str = "resize") -> str:
@@ -68,14 +70,14 @@ def test_set_name(test_root: Path | str, protocol: str = "resize") -> str:
 
 
 def evaluation_key(run_dir: Path, cfg: RunConfig, test: ImageSet, num_diversity_samples: int, batch_size: int,
-                   nets: FeatureNets, device: torch.device) -> dict[str, Any]:
+                   nets: FeatureNets, device: torch.device, checkpoint: str = "last") -> dict[str, Any]:
     """Everything that determines an evaluation's numbers; a stored evaluation with an equal key is reused.
 
     The checkpoint's bytes, the seed of the noise, the prepared test pixels and names (so file
     contents, protocol and size), the diversity count, the batch size (the noise is drawn per
     batch), the metric code and libraries, the FID/LPIPS networks and the device type.
     """
-    return {"checkpoint": checkpoint_digest(run_dir), "seed": cfg.seed, "test_images": testset.images_digest(test),
+    return {"checkpoint": checkpoint_digest(run_dir, checkpoint), "seed": cfg.seed, "test_images": testset.images_digest(test),
             "num_diversity_samples": num_diversity_samples, "batch_size": batch_size,
             "metric_code": metric_code_digest(), "fid_network": nets.fid_label, "lpips_network": nets.lpips_label,
             "device_type": device.type}
@@ -85,10 +87,12 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
                  device: str = "auto", batch_size: int = 16, num_diversity_samples: int = 0,
                  cache_dir: Path = Path(".cache/images"), test_root: Path | str | None = None,
                  protocol: str = "resize", test_name: str | None = None, inception_weights: str = "off",
-                 lpips_weights: str = "off", reuse: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Evaluate a run's newest checkpoint on its own test split, or on every image under ``test_root``.
+                 lpips_weights: str = "off", reuse: bool = False, checkpoint: str = "last"
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate a run's checkpoint on its own test split, or on every image under ``test_root``.
 
     Args:
+        checkpoint: 'last' (the newest), 'best_val' (best validation PSNR: what the study scores) or a step.
         test_root: a folder of photos (sub-folders included) to score the run on instead of its split;
             each photo is brought to the run's size by ``protocol`` ('resize' or 'center-crop').
         test_name: the results folder's name under ``eval/`` (default: ``test_set_name``).
@@ -109,20 +113,20 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
     torch_device = runtime.select_device(device)
     # the run's own data paths are not needed to score it on another folder
     cfg, step, checkpoint_step = load_trained(run_dir, config_cls, build_step, torch_device,
-                                              inference_only=test_root is not None)
+                                              inference_only=test_root is not None, checkpoint=checkpoint)
     runtime.seed_everything(cfg.seed)
     if test_root is None:
         _, test, data_info = load_split(cfg, cache_dir)
         data_record = {k: v for k, v in data_info.items() if k != "skipped"}
         test_record = {"split": "the run's own test split", "protocol": "resize", "num_images": len(test),
                        "names_and_pixels_digest": testset.images_digest(test), **data_record}
-        out = eval_dir(run_dir)
+        out = eval_dir(run_dir, checkpoint=checkpoint)
     else:
         test, test_record = testset.load_test_folder(test_root, cfg.image_size, protocol)
         data_record = test_record
-        out = eval_dir(run_dir, test_name or test_set_name(test_root, protocol))
+        out = eval_dir(run_dir, test_name or test_set_name(test_root, protocol), checkpoint)
     nets = load_feature_nets(inception_weights, lpips_weights, torch_device)
-    key = evaluation_key(run_dir, cfg, test, num_diversity_samples, batch_size, nets, torch_device)
+    key = evaluation_key(run_dir, cfg, test, num_diversity_samples, batch_size, nets, torch_device, checkpoint)
     if reuse:
         stored = _stored(out, key)
         if stored is not None:
@@ -136,6 +140,7 @@ def evaluate_run(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
     summary.to_csv(out / "summary.csv", index=False)
     record: dict[str, Any] = {
         "run_dir": str(run_dir),
+        "checkpoint": checkpoint,
         "checkpoint_step": checkpoint_step,
         "num_diversity_samples": num_diversity_samples,
         "image_size": cfg.image_size,

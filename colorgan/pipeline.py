@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from colorgan import runtime
-from colorgan.config import (ABLATION_VARIANTS, AblationConfig, ColorGANConfig, DataConfig, Params, ReportConfig,
-                             RunConfig, StudyConfig, SummaryConfig, Table1Config)
+from colorgan.config import (ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig, ColorGANConfig,
+                             DataConfig, Params, ReportConfig, RunConfig, StudyConfig, SummaryConfig, Table1Config)
 from colorgan.data import find_voc_images
 from colorgan.source_hash import code_hash
 
@@ -137,6 +137,8 @@ class Plan:
     out_dir: Path
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
+    # stage -> the runs it trains in order, (label, run_dir): the multi-run stages' progress (study, ablations)
+    runs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def stages_for(methods: dict[str, tuple[type[RunConfig], Any]]) -> list[Stage]:
@@ -237,10 +239,14 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
     _check_data_root(preset["base"]["data"], data_root, default_root)
     base = {**preset["base"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in overrides.items() if k in run_fields}}
-    params = {"base": base, "out_dir": str(shown), **{k: v for k, v in preset.items() if k != "base"},
+    # the ablation's own folder: its tables, verdicts, evidence and metadata never land on the study's files
+    params = {"base": base, "out_dir": str(shown / ABLATION_DIR), **{k: v for k, v in preset.items() if k != "base"},
               **{k: v for k, v in overrides.items() if k in own_fields}}
-    AblationConfig.from_params(params)
-    return Plan(profile, out_dir, {"ablations": params}, [stage])
+    from colorgan.ablation import variant_configs
+
+    configs = variant_configs(AblationConfig.from_params(params))
+    runs = [(f"{name} seed {seed}", c.run_dir) for (name, seed), c in configs.items()]
+    return Plan(profile, out_dir, {"ablations": params}, [stage], {"ablations": runs})
 
 
 def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[type[RunConfig], Any]], out_dir: Path,
@@ -275,14 +281,15 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
                                                                                 if close else "") +
                              "; use a StudyConfig field, base.FIELD=value or METHOD.FIELD=value")
     _check_data_root(preset["data"]["data"], data_root, default_root)
-    run_configs(StudyConfig.from_params(study), methods)  # every run's config, budget and split, checked now
+    configs = run_configs(StudyConfig.from_params(study), methods)  # every run's config, budget and split, checked now
     data = {**preset["data"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in study["base"].items() if k in {f.name for f in dataclasses.fields(DataConfig)}}}
-    summary = {"out_dir": str(shown), "ablation_digest": file_digest(out_dir / "ablation_table.csv")}
+    summary = {"out_dir": str(shown), "ablation_digest": file_digest(out_dir / ABLATION_DIR / ABLATION_EVIDENCE)}
     params = {"data": data, "study": study, "summary": summary}
     for stage in stages:
         stage.config_cls.from_params(params[stage.name])
-    return Plan(profile, out_dir, params, stages)
+    runs = [(f"{name} seed {seed}", c.run_dir) for (name, seed), c in configs.items()]
+    return Plan(profile, out_dir, params, stages, {"study": runs})
 
 
 def file_digest(path: Path) -> str:
@@ -370,7 +377,9 @@ class Event:
     kind and info:
       'start' {}, 'cached' {}: a stage begins, or is skipped because its output is current;
       'resume' {'step', 'total_steps'}: a training stage continues from its last checkpoint;
-      'train' {'step', 'total_steps', 'images_per_s', 'eta_s', 'terms'}: the run's ``progress.json``;
+      'train' {'step', 'total_steps', 'images_per_s', 'eta_s', 'terms'}: the run's ``progress.json``; a stage
+          that trains several runs (study, ablations) adds 'run', 'runs' (1-based index and count), 'label'
+          ('chromagan seed 2') and 'stage_eta_s' (this run's ETA plus every unfinished run's steps at its pace);
       'cell' {'cell', 'cells', 'source'}: the notebook cell now executing (evaluation shows up here);
       'done' {'seconds', 'headline'}: the stage finished; headline e.g. 'PSNR 22.10 dB, SSIM 0.871' or ''.
     """
@@ -414,7 +423,8 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
         log.debug("stage %s: running %s", stage.name, output)
         emit(Event(stage.name, "start"))
         run_dir = REPO_ROOT / p.params[stage.name]["run_dir"] if "run_dir" in p.params[stage.name] else None
-        with StageWatcher(stage.name, output, run_dir, emit, poll_seconds):
+        runs = [(label, REPO_ROOT / path) for label, path in p.runs.get(stage.name, [])]
+        with StageWatcher(stage.name, output, run_dir, emit, poll_seconds, runs):
             if nproc and nproc.get(stage.name, 1) > 1:
                 train_with_torchrun(stage.name.removeprefix("train_"), p.params[stage.name], nproc[stage.name],
                                     p.out_dir / "logs" / f"{stage.name}-torchrun.log")
@@ -476,14 +486,19 @@ def headline(run_dir: Path | None) -> str:
 
 
 class StageWatcher:
-    """While a stage executes, turn its run's ``progress.json`` and the notebook papermill is filling into Events.
+    """While a stage executes, turn its runs' ``progress.json`` and the notebook papermill is filling into Events.
 
     A thread polls every ``poll_seconds``; records older than the stage's start (a previous session's)
-    are ignored. Reading a file mid-write just skips that poll.
+    are ignored. Reading a file mid-write just skips that poll. ``runs`` ((label, run_dir) in training
+    order) is for a stage that trains several: the newest record among them is the run in progress.
     """
 
-    def __init__(self, stage: str, notebook: Path, run_dir: Path | None, emit: EventSink, poll_seconds: float):
+    def __init__(self, stage: str, notebook: Path, run_dir: Path | None, emit: EventSink, poll_seconds: float,
+                 runs: list[tuple[str, Path]] | None = None):
         self.stage, self.notebook, self.run_dir, self.emit = stage, notebook, run_dir, emit
+        self.runs = runs or []
+        self.resumed_runs: set[Path] = set()
+        self.pace: float | None = None  # seconds per step of the latest run that reported one
         self.poll_seconds, self.started = poll_seconds, time.time()
         self.last_record: dict[str, Any] | None = None
         self.last_cell: int | None = None
@@ -511,6 +526,8 @@ class StageWatcher:
             log.warning("progress of %s: %s", self.stage, err)
 
     def poll(self) -> None:
+        if self.runs:
+            self._poll_runs()
         record = self._read(self.run_dir / "progress.json") if self.run_dir else None
         if record and record.get("time", 0) >= self.started and record != self.last_record:
             self.last_record = record
@@ -531,11 +548,55 @@ class StageWatcher:
                 self.emit(Event(self.stage, "cell", {"cell": running[0] + 1, "cells": len(cells),
                                                      "source": source[0] if source else ""}))
 
+    def _poll_runs(self) -> None:
+        """The newest fresh record among the stage's runs, as a 'train' Event with the run and the stage's ETA."""
+        records = [(i, self._read(run_dir / "progress.json")) for i, (_, run_dir) in enumerate(self.runs)]
+        fresh = [(r["time"], i, r) for i, r in records if r and r.get("time", 0) >= self.started]
+        if not fresh:
+            return
+        _, index, record = max(fresh)
+        if record == self.last_record:
+            return
+        self.last_record = record
+        label, run_dir = self.runs[index]
+        if record["start_step"] > 0 and run_dir not in self.resumed_runs:
+            self.resumed_runs.add(run_dir)
+            self.emit(Event(self.stage, "resume", {"step": record["start_step"], "total_steps": record["total_steps"],
+                                                   "label": label}))
+        info = {k: record[k] for k in ("step", "total_steps", "images_per_s", "eta_s", "terms")}
+        info.update({"run": index + 1, "runs": len(self.runs), "label": label,
+                     "stage_eta_s": self._stage_eta(index, record)})
+        self.emit(Event(self.stage, "train", info))
+
+    def _stage_eta(self, index: int, record: dict[str, Any]) -> float | None:
+        """Seconds left in the stage: this run's ETA, plus each unfinished other run's steps at the latest known
+        pace (runs of other methods may be faster or slower: an estimate that sharpens as runs finish)."""
+        eta, left = record.get("eta_s"), record["total_steps"] - record["step"]
+        if eta is None:
+            return None
+        if left > 0 and eta > 0:
+            self.pace = eta / left  # seconds per step
+        others = [run_dir for i, (_, run_dir) in enumerate(self.runs)
+                  if i != index and not (run_dir / "finished.json").is_file()]
+        if not others:
+            return eta
+        if self.pace is None:
+            return None
+        return eta + sum(_total_steps(run_dir, record["total_steps"]) * self.pace for run_dir in others)
+
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:
             return json.loads(path.read_text()) if path.stat().st_mtime >= self.started - 1 else None
         except (OSError, ValueError):  # absent, or caught mid-write (papermill rewrites the notebook in place)
             return None
+
+
+def _total_steps(run_dir: Path, default: int) -> int:
+    """A run's planned steps from its progress record (a run not started yet: ``default``)."""
+    try:
+        return int(json.loads((run_dir / "progress.json").read_text())["total_steps"])
+    except (OSError, ValueError, KeyError):
+        return default
 
 
 # ------------------------------------------------------------------------------------------ book
@@ -591,7 +652,7 @@ def build_book(p: Plan) -> Path:
             if any(tag in tags for tag in HIDDEN_CELL_TAGS) and "remove-cell" not in tags:
                 tags.append("remove-cell")
         nbformat.write(nb, source / f"{name}.ipynb")
-    for figure in p.out_dir.glob("*.png"):  # the front page shows the profile's figures
+    for figure in [*p.out_dir.glob("*.png"), *(p.out_dir / ABLATION_DIR).glob("*.png")]:  # the front page's figures
         shutil.copy(figure, source / figure.name)
     toc = ("format: jb-book\nroot: intro\nchapters:\n" + "".join(f"  - file: {name}\n" for name in chapters)
            if chapters else "format: jb-article\nroot: intro\n")  # a results folder with no chapter yet
@@ -621,7 +682,8 @@ def intro_page(p: Plan) -> str:
     note = (comparability_note(ColorGANConfig.from_params(params).to_dict()) if params is not None else
             "Each chapter says how its runs differ from the paper's protocol.")
     figures = [f"```{{figure}} {name}\n:width: 100%\n:alt: {caption}\n\n{caption} (click to enlarge)\n```\n"
-               for name, caption in FRONT_FIGURES.items() if (p.out_dir / name).is_file()]
+               for name, caption in FRONT_FIGURES.items()
+               if (p.out_dir / name).is_file() or (p.out_dir / ABLATION_DIR / name).is_file()]
     return (BOOK_SOURCES / "intro.md").read_text().format(
         profile=p.profile, comparability=note, paper=paper_table1(),
         headline=headline(p.out_dir) or "*No results in this folder yet.*", figures="\n".join(figures))

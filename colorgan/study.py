@@ -6,19 +6,21 @@ one rule for every method (``StudyConfig.checkpoint``: best validation PSNR, or 
 on the test split with the shared metric code. Statistics:
 
 - per method and metric: the mean over seeds of the per-seed test means, the seed spread (standard
-  deviation over seeds) and a 95% bootstrap interval over test images of the seed-averaged values;
+  deviation over seeds) and a 95% interval over seeds and test images;
 - against the grayscale (ab = 0) row and between methods: the paired difference on the same test
-  images (seeds averaged per image) with its 95% bootstrap interval. Paired, because two unpaired
-  intervals overlap long after the paired test is decisive.
+  images and seeds with its 95% interval. Paired, because two unpaired intervals overlap long after
+  the paired test is decisive.
 
-A verdict is computed from such an interval: *supported* when it lies above zero in the claimed
-direction, *contradicted* when it lies below, *inconclusive at this scale* otherwise.
+Every interval covers both sources of variation, training seeds and test images
+(``colorgan.verdicts.two_level_interval``), and every claim is judged by ``colorgan.verdicts`` against
+its declared margin (``claims.toml``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from colorgan import metrics, runtime
+from colorgan import metrics, runtime, verdicts
 from colorgan.color import model_to_rgb, rgb_to_model
-from colorgan.config import RunConfig, StudyConfig, field_default
+from colorgan.config import ABLATION_DIR, ABLATION_EVIDENCE, RunConfig, StudyConfig, field_default
 from colorgan.data import load_split
 from colorgan.evaluate import metric_code_digest
-from colorgan.metrics import GRAYSCALE, Colorizer, bootstrap_ci, paired_bootstrap
+from colorgan.metrics import GRAYSCALE, Colorizer
 from colorgan.train import StepFactory, load_trained, run_hash, train_or_reuse
 
 log = logging.getLogger(__name__)
@@ -40,14 +42,9 @@ log = logging.getLogger(__name__)
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 
 STUDY_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gap", "diversity")
-# the metrics a claim 'A beats B' can be about (the colourfulness gap is signed: neither end is better)
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ciede2000": False, "colourfulness": True, "diversity": True}
-VERDICTS = ("supported", "contradicted", "inconclusive at this scale")
 # ColTran returns RGB, so its luminance errors count against it alone; this row pastes the input L back, as
 # ColorGAN and ChromaGAN do by construction
 WITH_INPUT_L = " (+ input L)"
-# the paper's Table 1 ordering: (better, worse) on PSNR and SSIM
-TABLE1_CLAIMS = (("colorgan", "chromagan"), ("chromagan", "coltran"), ("colorgan", "coltran"))
 
 
 # ----------------------------------------------------------------------------------------- runs
@@ -105,8 +102,9 @@ def run_study(cfg: StudyConfig, methods: Methods) -> pd.DataFrame:
         Per-image metrics: columns method, seed, image, the STUDY_METRICS, checkpoint_step, run_dir; the
         grayscale row once (seed -1), and ColTran also with the input L pasted back.
     """
-    frames, have_gray = [], False
-    for (name, seed), run_cfg in run_configs(cfg, methods).items():
+    frames, have_gray, started = [], False, time.time()
+    configs = run_configs(cfg, methods)
+    for (name, seed), run_cfg in configs.items():
         log.info("study: %s, seed %d -> %s", name, seed, run_cfg.run_dir)
         train_or_reuse(run_cfg, methods[name][1])
         scored = score_run(run_cfg.run_dir, methods, cfg.checkpoint, cfg.num_diversity_samples, cfg.device)
@@ -114,6 +112,7 @@ def run_study(cfg: StudyConfig, methods: Methods) -> pd.DataFrame:
             scored = scored[scored.method != GRAYSCALE]
         have_gray = True
         frames.append(scored.assign(seed=np.where(scored.method == GRAYSCALE, -1, seed)))
+    verdicts.stamp_runs([c.run_dir for c in configs.values()], cfg.out_dir, started)  # claims in force at training
     return pd.concat(frames, ignore_index=True)
 
 
@@ -163,124 +162,49 @@ def score_run(run_dir: Path | str, methods: Methods, checkpoint: str = "best_val
 # ----------------------------------------------------------------------------------- statistics
 
 
-def seed_averaged(per_image: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """(image x method) table of ``metric``, each method's seeds averaged per image."""
-    return per_image.groupby(["image", "method"])[metric].mean().unstack("method")
-
-
 def study_table(per_image: pd.DataFrame, num_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per (method, metric): seed mean and spread, per-image interval, paired Δ vs grayscale.
+    """One row per (method, metric): seed mean and spread, two-level interval, paired Δ vs grayscale.
 
-    Columns: method, metric, mean (over seeds of per-seed means), seed_sd, low/high (95% bootstrap over
-    images of the seed-averaged values), delta_gray, delta_low, delta_high (paired, same images), seeds,
-    images.
+    Columns: method, metric, mean (over seeds of per-seed means), seed_sd (NaN with 1 seed), low/high (95%
+    interval over seeds and images, ``verdicts.two_level_interval``, inside the metric's range), delta_gray,
+    delta_low, delta_high (paired on the same images, every seed against the one grayscale row), seeds, images.
     """
     rows = []
     for metric in [m for m in STUDY_METRICS if m in per_image]:
-        by_image = seed_averaged(per_image, metric)
         for method, group in per_image.groupby("method", sort=False):
             per_seed = group.groupby("seed")[metric].mean()
-            values = by_image[method].dropna()
-            mean_images, low, high = bootstrap_ci(values.to_numpy(), num_resamples, seed)
+            interval = verdicts.mean_interval(per_image, "method", method, metric, 0.95, num_resamples, seed)
             row: dict[str, Any] = {"method": method, "metric": metric, "mean": float(per_seed.mean()),
                                    "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"),
-                                   "low": low, "high": high, "seeds": len(per_seed), "images": len(values)}
+                                   "low": interval.low, "high": interval.high, "seeds": len(per_seed),
+                                   "images": interval.num_images}
             if method != GRAYSCALE:
-                diff, diff_low, diff_high = paired_bootstrap(values.to_numpy(), by_image.loc[values.index, GRAYSCALE]
-                                                             .to_numpy(), num_resamples, seed)
-                row.update({"delta_gray": diff, "delta_low": diff_low, "delta_high": diff_high})
+                diff = verdicts.difference_interval(per_image, "method", method, GRAYSCALE, metric, 0.95,
+                                                    num_resamples, seed)
+                row.update({"delta_gray": diff.estimate, "delta_low": diff.low, "delta_high": diff.high})
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def verdict(low: float, high: float) -> str:
-    """The verdict on 'A is better than B' from the interval of the improvement (A − B, sign-adjusted)."""
-    if low > 0:
-        return "supported"
-    if high < 0:
-        return "contradicted"
-    return "inconclusive at this scale"
+def judge_claims(results: StudyResults | pd.DataFrame, num_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Every claim of ``claims.toml`` judged by ``colorgan.verdicts`` on a study's evidence (and its ablation's).
 
-
-def compare(per_image: pd.DataFrame, better: str, worse: str, metric: str, num_resamples: int = 2000,
-            seed: int = 0) -> dict[str, Any]:
-    """Claim '``better`` beats ``worse`` on ``metric``': paired difference on the same images, and its verdict."""
-    by_image = seed_averaged(per_image, metric)[[better, worse]].dropna()
-    diff, low, high = paired_bootstrap(by_image[better].to_numpy(), by_image[worse].to_numpy(), num_resamples, seed)
-    sign = 1 if HIGHER_IS_BETTER[metric] else -1
-    improvement = sorted((sign * low, sign * high))
-    share = float(((by_image[better] - by_image[worse]) * sign > 0).mean())
-    return {"difference": diff, "low": low, "high": high, "images": len(by_image), "share_better": share,
-            "verdict": verdict(*improvement)}
-
-
-def claim_verdicts(per_image: pd.DataFrame, ablation: pd.DataFrame | None = None, num_resamples: int = 2000,
-                   seed: int = 0) -> pd.DataFrame:
-    """The paper's claims -> evidence -> verdict, every verdict computed from the numbers.
-
-    ``ablation`` is ``colorgan.ablation.ablation_table`` of the study-scale ablation, when it was run; its
-    claims are 'not tested' otherwise.
+    ``results`` is a study's results, or per-image metrics alone (its ablation claims are then 'not tested').
+    An ablation whose table exists without its per-image evidence (made before the evidence was kept)
+    cannot be judged: its claims say so and how to get the evidence.
     """
-    from colorgan.ablation import verdicts as ablation_verdicts
-    from colorgan.report import METHOD_NAMES
-
-    rows = []
-    present = set(per_image.method)
-    for better, worse in TABLE1_CLAIMS:
-        for metric in ("psnr", "ssim"):
-            claim = f"{METHOD_NAMES[better]} > {METHOD_NAMES[worse]} on {metric.upper()} (Table 1)"
-            if not {better, worse} <= present:
-                rows.append({"claim": claim, "evidence": "not run in this profile", "verdict": "not tested"})
-                continue
-            r = compare(per_image, better, worse, metric, num_resamples, seed)
-            rows.append({"claim": claim, "verdict": r["verdict"], "evidence": (
-                f"{metric}: {METHOD_NAMES[better]} − {METHOD_NAMES[worse]} = {r['difference']:+.3f} "
-                f"[{r['low']:+.3f}, {r['high']:+.3f}], paired over {r['images']} test images (seeds averaged); "
-                f"better on {r['share_better']:.0%} of images")})
-    if ablation is None:
-        for claim in ("The noise branch adds diversity", "Each loss term helps", "Encoder skips help"):
-            rows.append({"claim": claim, "verdict": "not tested",
-                         "evidence": "needs the study-scale ablation: make ablations PROFILE=study"})
-    else:
-        words = {"holds": "supported", "contradicted": "contradicted", "not supported at this scale":
-                 "inconclusive at this scale", "not tested": "not tested"}
-        for r in ablation_verdicts(ablation).itertuples():
-            rows.append({"claim": r.claim, "verdict": words[r.verdict], "evidence": f"ablation: {r.evidence}"})
-    return pd.DataFrame(rows, columns=["claim", "evidence", "verdict"])
+    if isinstance(results, pd.DataFrame):
+        return verdicts.judge({"study": results}, num_resamples=num_resamples, seed=seed, absent=ABSENT_ABLATION)
+    evidence = {"study": results.per_image}
+    absent = ABSENT_ABLATION
+    if results.ablation_per_image is not None:
+        evidence["ablation"] = results.ablation_per_image
+    elif results.ablation is not None:
+        absent = {"ablation": (verdicts.NOT_REJUDGED, "evidence not committed; re-run `make ablations PROFILE=study`")}
+    return verdicts.judge(evidence, num_resamples=num_resamples, seed=seed, absent=absent)
 
 
-def diversity_finding(results: StudyResults) -> str:
-    """What ColorGAN's noise does at this scale, and whether eq. 2 read literally explains it, from the numbers.
-
-    Diversity is the mean CIEDE2000 between noise samples of one image (ΔE units); the study-scale ablation's
-    no_ls variant tests the literal reading (Ls pulls G_f(z) towards one feature map whatever z is).
-    """
-    from colorgan.ablation import JUST_NOTICEABLE_DELTA_E as JND
-
-    rows = results.table[(results.table.metric == "diversity") & (results.table.method == "colorgan")]
-    if rows.empty:
-        return "ColorGAN was not scored for diversity in this study (num_diversity_samples = 0)."
-    r = rows.iloc[0]
-    text = (f"ColorGAN's diversity (mean CIEDE2000 between noise samples of one test image) is {r['mean']:.3f} ΔE "
-            f"[{r['low']:.3f}, {r['high']:.3f}], {'below' if r['high'] < JND else 'not below'} a just-noticeable "
-            f"colour difference (ΔE ≈ {JND}): {'the noise barely changes the colours' if r['high'] < JND else 'the noise changes the colours visibly'}.")
-    ablation = results.ablation
-    if ablation is None or not {"full", "no_ls"} <= set(ablation.variant):
-        return text + " Whether the literal reading of eq. 2 explains it needs the study-scale ablation (make " \
-                      "ablations PROFILE=study)."
-    no_ls = ablation[(ablation.variant == "no_ls") & (ablation.metric == "diversity")].iloc[0]
-    text += (f" Read literally, eq. 2 trains G_f on noise alone, pulling G_f(z) towards one feature map whatever z "
-             f"is; without Ls (the ablation's no_ls) diversity is {no_ls['mean']:.3f} ΔE, "
-             f"{no_ls['diff_vs_full']:+.3f} [{no_ls['diff_low']:+.3f}, {no_ls['diff_high']:+.3f}] against the full "
-             "model on the same images. ")
-    if no_ls["diff_low"] > 0 and no_ls["mean"] >= JND:
-        return text + "Dropping Ls restores visible diversity: the literal reading explains the collapse."
-    if no_ls["diff_low"] > 0:
-        return text + ("Dropping Ls raises diversity, but not to a visible level: the literal reading explains part "
-                       "of it, and the generator still largely ignores z.")
-    return text + ("Dropping Ls does not raise it: the generator ignores z with or without Ls, so the literal reading "
-                   "alone does not explain the low diversity (a conditional GAN with an L1 term learning to ignore "
-                   "its noise is what pix2pix reports, Isola et al. 2017).")
+ABSENT_ABLATION = {"ablation": (verdicts.NOT_TESTED, "needs the study-scale ablation: make ablations PROFILE=study")}
 
 
 # ------------------------------------------------------------------------------------- outputs
@@ -329,98 +253,76 @@ def table1_columns(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def save_study(table: pd.DataFrame, per_image: pd.DataFrame, verdicts: pd.DataFrame, budgets: dict[str, int],
+def save_study(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataFrame, budgets: dict[str, int],
                out_dir: Path | str) -> list[Path]:
     """study_table.csv (long), table1.md (wide), table1.csv (the front page's columns), per_image_metrics.csv,
     verdicts.csv and run_metadata.json."""
-    from colorgan.report import save_run_metadata, table_markdown
+    from colorgan.report import save_run_metadata
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "study_table.csv", out_dir / "table1.md", out_dir / "per_image_metrics.csv",
-             out_dir / "verdicts.csv", out_dir / "table1.csv"]
-    table.to_csv(paths[0], index=False)
-    paths[1].write_text(table_markdown(wide_table(table, budgets)))
-    per_image.to_csv(paths[2], index=False)
-    verdicts.to_csv(paths[3], index=False)
-    table1_columns(table).to_csv(paths[4], index=False)
+    paths = write_tables(table, judged, budgets, out_dir)
+    paths.append(out_dir / "per_image_metrics.csv")
+    per_image.to_csv(paths[-1], index=False)
     runs = list(dict.fromkeys(per_image.loc[per_image.method != GRAYSCALE, "run_dir"]))
     paths.append(save_run_metadata(runs, out_dir.name, out_dir))
     return paths
 
 
+def write_tables(table: pd.DataFrame, judged: pd.DataFrame, budgets: dict[str, int], out_dir: Path) -> list[Path]:
+    """study_table.csv, table1.md, table1.csv and verdicts.csv: everything computed from the per-image metrics."""
+    from colorgan.report import table_markdown
+
+    paths = [out_dir / "study_table.csv", out_dir / "table1.md", out_dir / "table1.csv", out_dir / "verdicts.csv"]
+    table.to_csv(paths[0], index=False)
+    paths[1].write_text(table_markdown(wide_table(table, budgets)))
+    table1_columns(table).to_csv(paths[2], index=False)
+    judged.to_csv(paths[3], index=False)
+    return paths
+
+
+def rejudge(out_dir: Path | str, num_resamples: int = 2000) -> list[Path]:
+    """Recompute a study's tables and verdicts from its committed per-image metrics (no training, no scoring).
+
+    ``make rejudge`` runs it on results/study: the committed study judged by today's claims and rule.
+    """
+    results = load_results(out_dir)
+    table = study_table(results.per_image, num_resamples)
+    budgets = {r["config"]["method"]: r["config"]["num_steps"] * r["config"]["batch_size"] for r in results.runs}
+    return write_tables(table, judge_claims(results, num_resamples), budgets, Path(out_dir))
+
+
 @dataclass
 class StudyResults:
-    """A study's saved numbers, read back from its results folder."""
+    """A study's saved numbers, read back from its results folder (and its ablation's, ``ABLATION_DIR``)."""
 
     out_dir: Path
     table: pd.DataFrame  # study_table.csv
     per_image: pd.DataFrame  # per_image_metrics.csv
     runs: list[dict[str, Any]]  # run_metadata.json: config, provenance, finished of every run
     ablation: pd.DataFrame | None  # ablation_table.csv of the study-scale ablation, when it was run
+    ablation_per_image: pd.DataFrame | None = None  # its per-image evidence, when it was kept
+    ablation_runs: list[dict[str, Any]] | None = None  # its run_metadata.json
 
 
 def load_results(out_dir: Path | str) -> StudyResults:
-    """Read a study's results folder; a clear error when the study has not been run there."""
+    """Read a study's results folder; a clear error when the study has not been run there.
+
+    The ablation is read from its own folder (``out_dir/ablation``); a study made before the ablation had
+    one keeps its table at ``out_dir/ablation_table.csv`` with no per-image evidence (not re-judged).
+    """
     out_dir = Path(out_dir)
     missing = [n for n in ("study_table.csv", "per_image_metrics.csv", "run_metadata.json") if not (out_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{out_dir} holds no study results ({', '.join(missing)} missing); run "
                                 "`make reproduce PROFILE=study` first")
-    ablation_path = out_dir / "ablation_table.csv"
+    ablation_dir = out_dir / ABLATION_DIR
+    table_path = next((p for p in (ablation_dir / "ablation_table.csv", out_dir / "ablation_table.csv") if p.is_file()),
+                      None)
+    evidence = ablation_dir / ABLATION_EVIDENCE
+    metadata = ablation_dir / "run_metadata.json"
     return StudyResults(out_dir, pd.read_csv(out_dir / "study_table.csv"), pd.read_csv(out_dir / "per_image_metrics.csv"),
                         json.loads((out_dir / "run_metadata.json").read_text())["runs"],
-                        pd.read_csv(ablation_path) if ablation_path.is_file() else None)
-
-
-def summary_markdown(results: StudyResults, verdicts: pd.DataFrame) -> str:
-    """Scope, claims, method and results of the reproducibility summary, every number from ``results``."""
-    from colorgan.report import METHOD_NAMES, protocol_differences
-
-    runs = results.runs
-    config = runs[0]["config"]
-    provenance = runs[0].get("provenance") or {}
-    data = provenance.get("data", {})
-    seeds = sorted({r["config"]["seed"] for r in runs})
-    methods = list(dict.fromkeys(r["config"]["method"] for r in runs))
-    budget = {r["config"]["method"]: r["config"]["num_steps"] * r["config"]["batch_size"] for r in runs}
-    wall = sum((r.get("finished") or {}).get("wall_seconds", 0.0) for r in runs)
-    psnr = results.table[results.table.metric == "psnr"].set_index("method")
-    ssim = results.table[results.table.metric == "ssim"].set_index("method")
-    lines = [
-        "## Scope",
-        f"Does ColorGAN's Table 1 ordering (ColorGAN > ChromaGAN > ColTran on PSNR and SSIM) hold when the three "
-        f"methods are re-implemented on one harness and trained alike? Here: {data.get('num_train', '?')} training "
-        f"images ({config.get('num_val_images', 0)} more set aside for validation) and {data.get('num_test', '?')} test "
-        f"images from {config['data']} data at {config['image_size']}×{config['image_size']}, "
-        f"{len(seeds)} seeds per method ({', '.join(map(str, seeds))}), VGG weights "
-        f"`{provenance.get('vgg_weights', config.get('vgg_weights', 'n/a'))}`.",
-        "## Claims", "1. ColorGAN outperforms ChromaGAN and ColTran on PSNR and SSIM (Table 1), ChromaGAN ahead of ColTran.",
-        "2. The noise branch adds diversity (§1, §2.1).", "3. Each loss term of eq. 1 helps; the encoder skips help (§2.1).",
-        "## Method",
-        "Each method trained for the same number of training images ("
-        + ", ".join(f"{METHOD_NAMES.get(m, m)} {budget[m]:,}" for m in methods)
-        + f"), {len(runs)} runs in {wall / 60:.0f} min of training on `{provenance.get('device_name', '?')}`. "
-        "Every run was scored on its validation images during training; the weights chosen by one rule for every "
-        "method were scored on the test split. Differences are paired over the same test images, seeds averaged "
-        "per image, with 95% bootstrap intervals.",
-        "## Results",
-    ]
-    for method in psnr.index:
-        if method == GRAYSCALE:
-            continue
-        r = psnr.loc[method]
-        base = method.replace(WITH_INPUT_L, "")
-        line = (f"- {METHOD_NAMES.get(base, base)}{WITH_INPUT_L if base != method else ''}: PSNR "
-                f"{r['mean']:.2f} dB (seed sd {r['seed_sd']:.2f}), {r['delta_gray']:+.2f} dB "
-                f"[{r['delta_low']:+.2f}, {r['delta_high']:+.2f}] against the grayscale row")
-        if method in ssim.index:
-            q = ssim.loc[method]
-            line += (f"; SSIM {q['mean']:.4f}, {q['delta_gray']:+.4f} [{q['delta_low']:+.4f}, "
-                     f"{q['delta_high']:+.4f}]")
-        lines.append(line + ".")
-    counts = verdicts.verdict.value_counts()
-    lines.append("Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in (*VERDICTS, "not tested")) + ".")
-    lines += ["## Diversity", diversity_finding(results)]
-    lines += ["## Deviations from the paper", *[f"- {d}" for d in protocol_differences(config)]]
-    return "\n\n".join(lines)
+                        pd.read_csv(table_path) if table_path else None,
+                        pd.read_csv(evidence) if evidence.is_file() else None,
+                        json.loads(metadata.read_text())["runs"] if metadata.is_file() else None)

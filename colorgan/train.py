@@ -400,6 +400,17 @@ class CheckpointDir:
             partial.unlink()
 
 
+def checkpoint_path(run_dir: Path | str, checkpoint: str) -> Path | None:
+    """The file of a run's checkpoint: 'last' (the newest; None without one), 'best_val', or a step number."""
+    run_dir = Path(run_dir)
+    if checkpoint == "best_val":
+        return run_dir / BEST_CHECKPOINT
+    if checkpoint == "last":
+        paths = CheckpointDir(run_dir / "checkpoints").paths()
+        return paths[-1] if paths else None
+    return run_dir / "checkpoints" / f"step_{int(checkpoint):08d}.pt"
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load one checkpoint with ``weights_only=True`` and verify its digest.
 
@@ -531,7 +542,8 @@ def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
                  ) -> tuple[RunConfig, TrainStep, int]:
     """Rebuild a run's step from its ``config.json`` and a checkpoint: (cfg, step, checkpoint step).
 
-    ``checkpoint``: 'last' (the newest) or 'best_val' (the weights that scored the best validation PSNR).
+    ``checkpoint``: 'last' (the newest), 'best_val' (the weights that scored the best validation PSNR), or a
+    step number ('400': ``checkpoints/step_00000400.pt``, one of the kept checkpoints).
 
     ``inference_only``: the run is only used to colorize, which needs neither its training data nor
     its loss network's weights, so those paths (perhaps on the machine that trained it) are not required.
@@ -557,8 +569,15 @@ def load_trained(run_dir: Path | str, config_cls: type[RunConfig], build_step: S
         state = load_checkpoint(best)
     elif checkpoint == "last":
         state = CheckpointDir(run_dir / "checkpoints").load_latest()
+    elif checkpoint.isdigit():
+        path = checkpoint_path(run_dir, checkpoint)
+        if not path.is_file():
+            kept = [int(p.stem.removeprefix("step_")) for p in CheckpointDir(run_dir / "checkpoints").paths()]
+            raise FileNotFoundError(f"checkpoint: {run_dir} has no checkpoint of step {int(checkpoint)}; it keeps "
+                                    f"steps {kept} (keep_checkpoints), or use 'last' or 'best_val'")
+        state = load_checkpoint(path)
     else:
-        raise ValueError(f"checkpoint: {checkpoint!r} is not allowed; choose 'last' or 'best_val'")
+        raise ValueError(f"checkpoint: {checkpoint!r} is not allowed; choose 'last', 'best_val' or a step number")
     load_weights(step, state)
     for module in step.modules().values():
         module.to(device).eval()

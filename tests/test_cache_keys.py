@@ -126,7 +126,7 @@ def test_unsafe_or_long_overrides_get_a_readable_name_and_a_digest(tmp_path):
     assert name.startswith("smoke+variants.noise_std_0.5=_") and "/" not in name and "'" not in name
     other = pipeline.results_name("smoke", {"variants.noise_std_0.5": {"noise_std": 0.3}})
     assert other != name  # the digest tells apart what the readable part shortens alike
-    assert p.params["ablations"]["out_dir"].endswith(name)
+    assert p.params["ablations"]["out_dir"].endswith(f"{name}/ablation")  # the ablation's own folder
 
 
 def test_missing_default_voc_mini_says_how_to_build_it(tmp_path, monkeypatch):

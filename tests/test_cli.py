@@ -57,3 +57,27 @@ def test_every_command_has_help(capsys):
             main(argv)
         assert exit_info.value.code == 0, argv
         assert "usage:" in capsys.readouterr().out
+
+
+def test_evaluate_scores_the_checkpoint_asked_for(tmp_path: Path, capsys, monkeypatch):
+    """`evaluate --checkpoint best_val|last|STEP` scores those weights, each into its own folder."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    train = [*TINY[:TINY.index("--num-steps")], "--num-steps", "4", *TINY[TINY.index("--num-steps") + 2:]]
+    assert main(["train", *train, "--run-dir", str(run), "--num-sample-crops", "24", "--num-val-images", "8",
+                 "--val-every", "2", "--checkpoint-every", "2", "--keep-checkpoints", "2"]) == 0
+    capsys.readouterr()
+    steps = {}
+    for checkpoint in ("last", "2", "best_val"):
+        assert main(["evaluate", str(run), "--checkpoint", checkpoint]) == 0
+        assert f"{checkpoint} checkpoint, step" in capsys.readouterr().out
+        folder = run / "eval" / ("" if checkpoint == "last" else f"checkpoint-{checkpoint}")
+        steps[checkpoint] = json.loads((folder / "summary.json").read_text())["checkpoint_step"]
+    assert steps["last"] == 4 and steps["2"] == 2 and steps["best_val"] in (2, 4)
+    assert main(["evaluate", str(run), "--checkpoint", "3"]) == 2
+    assert "no checkpoint of step 3; it keeps steps [2, 4]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run), "--checkpoint", "newest"])
+    assert "not a checkpoint; give best_val, last or a step number" in capsys.readouterr().err

@@ -93,3 +93,32 @@ def test_printer_is_quiet_in_logs_and_live_on_a_terminal():
         printer(event)
     assert screen.getvalue().count("\r") >= 15 and "cell 4/5: per_image" in screen.getvalue()
     assert screen.getvalue().endswith("done in 1m35s; PSNR 22.10 dB, SSIM 0.871\n")
+
+
+def test_a_stage_of_several_runs_reports_each_run_and_the_stage_eta(tmp_path):
+    """A multi-run stage (the study, the ablation) shows which run of how many, its step and speed, and the
+    stage's ETA; before issue 20 the watcher followed one run folder and these stages printed nothing."""
+    from colorgan.config import StudyConfig
+
+    configs = [ColorGANConfig.from_params({**TINY, "seed": seed, "progress": False,
+                                           "run_dir": str(tmp_path / f"colorgan-s{seed}")}) for seed in (0, 1)]
+    p = pipeline.Plan("toy", tmp_path / "results", {"study": {}}, [pipeline.Stage("study", StudyConfig)],
+                      {"study": [(f"colorgan seed {c.seed}", c.run_dir) for c in configs]})
+
+    def execute(source: Path, output: Path, params: dict) -> None:
+        write_output(output)
+        for cfg in configs:
+            train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
+
+    events: list[pipeline.Event] = []
+    assert pipeline.run(p, execute, book=False, on_event=events.append, poll_seconds=0.02)["study"] == "ran"
+    progress = [e.info for e in events if e.kind == "train"]
+    assert {i["run"] for i in progress} == {1, 2} and {i["runs"] for i in progress} == {2}
+    assert {i["label"] for i in progress} == {"colorgan seed 0", "colorgan seed 1"}
+    first_run = [i for i in progress if i["run"] == 1 and i["step"] < i["total_steps"] and i["eta_s"]]
+    assert first_run and all(i["stage_eta_s"] > i["eta_s"] for i in first_run)  # run 2 still to come
+    assert progress[-1]["run"] == 2 and progress[-1]["stage_eta_s"] == progress[-1]["eta_s"] == 0
+    line = ProgressPrinter.format(pipeline.Event("study", "train", {**progress[0], "step": 3, "total_steps": 6,
+                                                                     "images_per_s": 24.0, "eta_s": 240.0,
+                                                                     "stage_eta_s": 600.0}))
+    assert line == "  study run 1/2 colorgan seed 0 · step 3/6 · 24 img/s · ETA 4m00s · stage ETA 10m00s"

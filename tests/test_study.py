@@ -1,5 +1,6 @@
 """The study: equal budgets enforced, verdicts that follow their numbers, a tiny end-to-end study."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from baselines.coltran import coltran_config
-from colorgan import pipeline, report, study
+from colorgan import pipeline, report, study, summary, verdicts
 from colorgan.cli import METHODS
 from colorgan.config import StudyConfig
 from colorgan.metrics import GRAYSCALE
@@ -41,6 +42,10 @@ def test_budget_and_split_are_the_studys_not_a_methods():
 def test_the_study_profile_is_checked_before_any_work(tmp_path):
     p = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results")
     assert [s.name for s in p.stages] == ["data", "study", "summary"]
+    assert len(p.runs["study"]) == 9 and p.runs["study"][5][0] == "chromagan seed 2"  # the progress line's labels
+    ablations = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results", kind="ablations")
+    assert len(ablations.runs["ablations"]) == 14 and ablations.runs["ablations"][0][0] == "full seed 0"
+    assert Path(ablations.params["ablations"]["out_dir"]).parts[-2:] == ("study", "ablation")  # its own folder
     budgets = study.images_seen(study.run_configs(StudyConfig.from_params(p.params["study"]), METHODS))
     assert len(set(budgets.values())) == 1 and set(budgets) == {"colorgan", "chromagan", "coltran"}
     changed = pipeline.plan("study", METHODS, str(tmp_path), {"base.image_size": 32, "coltran.lr": 3e-3},
@@ -65,17 +70,15 @@ def synthetic(deltas: dict[str, float], num_images: int = 60, seeds: int = 3, no
 
 
 def test_each_verdict_follows_its_numbers():
-    per_image = synthetic({"colorgan": 1.0, "chromagan": 0.0, "coltran": 0.02})
-    assert study.compare(per_image, "colorgan", "chromagan", "psnr")["verdict"] == "supported"
-    assert study.compare(per_image, "chromagan", "colorgan", "psnr")["verdict"] == "contradicted"
-    assert study.compare(per_image, "chromagan", "coltran", "psnr")["verdict"] == "inconclusive at this scale"
-    # lower is better for CIEDE2000: a larger error contradicts 'better'
-    errors = per_image.assign(ciede2000=per_image.psnr)
-    assert study.compare(errors, "colorgan", "chromagan", "ciede2000")["verdict"] == "contradicted"
-    verdicts = study.claim_verdicts(per_image).set_index("claim").verdict
-    assert verdicts["ColorGAN > ChromaGAN on PSNR (Table 1)"] == "supported"
-    assert verdicts["ChromaGAN > ColTran on PSNR (Table 1)"] == "inconclusive at this scale"
-    assert verdicts["The noise branch adds diversity"] == "not tested"  # no study-scale ablation given
+    per_image = synthetic({"colorgan": 1.0, "chromagan": 0.0, "coltran": 0.02}, num_images=300, noise=0.1)
+    judged = study.judge_claims(per_image).set_index("claim")
+    assert judged.verdict["ColorGAN > ChromaGAN on PSNR (Table 1)"] == verdicts.SUPPORTED
+    assert judged.verdict["ColorGAN > ColTran on PSNR (Table 1)"] == verdicts.SUPPORTED
+    assert judged.verdict["ChromaGAN > ColTran on PSNR (Table 1)"] == verdicts.NO_DIFFERENCE  # 0.02 dB < 0.1
+    assert judged.verdict["The noise branch adds diversity (§1, §2.1)"] == verdicts.NOT_TESTED  # no ablation
+    assert "make ablations PROFILE=study" in judged.evidence["The noise branch adds diversity (§1, §2.1)"]
+    assert judged.seeds["ColorGAN > ChromaGAN on PSNR (Table 1)"] == 3
+    assert judged.per_seed["ColorGAN > ChromaGAN on PSNR (Table 1)"].count("/") == 2
 
 
 def test_table_pairs_every_method_with_the_grayscale_row():
@@ -112,11 +115,12 @@ def test_tiny_study_end_to_end(tmp_path: Path):
     steps = per_image.groupby("run_dir").checkpoint_step.first()
     assert set(steps) <= {2, 4}  # the best validation step of each run
     table = study.study_table(per_image, 200)
-    verdicts = study.claim_verdicts(per_image, num_resamples=200)
-    study.save_study(table, per_image, verdicts, study.images_seen(configs), cfg.out_dir)
+    judged = study.judge_claims(per_image, num_resamples=200)
+    study.save_study(table, per_image, judged, study.images_seen(configs), cfg.out_dir)
     results = study.load_results(cfg.out_dir)
-    text = study.summary_markdown(results, study.claim_verdicts(results.per_image, results.ablation))
+    text = summary.summary_markdown(results, study.judge_claims(results))
     assert "## Scope" in text and "ColTran (+ input L)" in text and "not tested" in text
+    assert "declared before the data" in text  # the runs were trained under today's claims and rule
     report.learning_curves([c.run_dir for c in configs.values()])
     assert study.runs_of_seed(configs, 1) == [configs[("colorgan", 1)].run_dir, configs[("coltran", 1)].run_dir]
     # scoring again reuses the cached evaluation (the file is not rewritten)
@@ -149,11 +153,97 @@ def test_the_diversity_finding_follows_the_numbers(tmp_path: Path):
             {"variant": "full", "metric": "diversity", "mean": 0.03},
             {"variant": "no_ls", "metric": "diversity", "mean": no_ls_mean, "diff_vs_full": no_ls_mean - 0.03,
              "diff_low": low, "diff_high": high}])
-        return study.diversity_finding(study.StudyResults(tmp_path, table, pd.DataFrame(), [], ablation))
+        return summary.diversity_finding(study.StudyResults(tmp_path, table, pd.DataFrame(), [], ablation))
 
-    assert "below a just-noticeable" in study.diversity_finding(
-        study.StudyResults(tmp_path, table, pd.DataFrame(), [], None)) and "make ablations" in study.diversity_finding(
+    assert "below a just-noticeable" in summary.diversity_finding(
+        study.StudyResults(tmp_path, table, pd.DataFrame(), [], None)) and "make ablations" in summary.diversity_finding(
         study.StudyResults(tmp_path, table, pd.DataFrame(), [], None))
     assert "restores visible diversity" in finding(4.0, 3.5, 4.5)
     assert "explains part" in finding(0.5, 0.4, 0.6)
     assert "does not raise it" in finding(0.03, -0.01, 0.01)
+
+
+def test_the_committed_study_its_verdicts_and_the_readme_agree():
+    """results/study's tables and verdicts recompute from its per-image metrics; the README block is theirs.
+
+    Fails when the claims, the rule or the numbers change without `make rejudge` (which regenerates all of it).
+    """
+    out = Path(__file__).resolve().parents[1] / "results" / "study"
+    results = study.load_results(out)
+    committed = pd.read_csv(out / "verdicts.csv")
+    again = pd.read_csv(io.StringIO(study.judge_claims(results).to_csv(index=False)))  # as the file holds it
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), committed, check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(study.study_table(results.per_image), results.table, check_dtype=False, rtol=1e-9)
+    readme = (out.parents[1] / "README.md").read_text()
+    assert summary.readme_block(results, committed) in readme
+    # every claim is re-judged or says why not, in the new vocabulary only
+    assert set(committed.verdict) <= {*verdicts.VERDICTS, verdicts.NOT_REJUDGED}
+    assert committed.claims_sha256.nunique() == 1 and committed.claims_sha256.iloc[0] == verdicts.basis()["claims_sha256"]
+    judged = committed[committed.verdict != verdicts.NOT_REJUDGED]
+    assert judged[["effect", "low", "high", "margin", "seed_signs"]].notna().all().all() and len(judged) == 6
+
+
+@pytest.mark.slow
+def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path: Path, monkeypatch):
+    """`make reproduce PROFILE=P`, `make ablations PROFILE=P`, `make reproduce PROFILE=P` on a toy profile P.
+
+    Fails on the layout before issue 20: the ablation wrote run_metadata.json and verdicts.csv over the
+    study's, the study stage was cached on the third command, and the summary described the ablation's runs.
+    """
+    import json
+
+    from tests.conftest import write_images
+
+    photos = tmp_path / "photos"
+    write_images(photos, 40, size=(40, 40))
+    tiny = dict(gen_width=8, gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8,
+                disc_layers=2)
+    train = dict(data="folder", image_size=32, batch_size=4, checkpoint_every=2, log_every=1, num_bootstrap=100)
+    monkeypatch.setitem(pipeline.PROFILES, "toy-study", {
+        "data": {"data": "folder", "image_size": 32},
+        "study": {"base": {**train, "num_val_images": 4, "val_every": 2}, "methods": {"colorgan": tiny},
+                  "seeds": [0, 1], "num_images_seen": 8, "num_diversity_samples": 2, "num_fig2_images": 1,
+                  "num_bootstrap": 100},
+        "ablations": {"base": {**train, **tiny, "num_steps": 2}, "seeds": [0, 1], "num_diversity_samples": 2,
+                      "variants": {"full": {}, "no_noise": {"use_noise": False, "lambda_s": 0.0}}}})
+    root = tmp_path / "results"
+
+    def make(kind: str) -> dict[str, str]:
+        return pipeline.run(pipeline.plan("toy-study", METHODS, str(photos), results_root=root, kind=kind), book=False)
+
+    first, _, again = make("reproduce"), make("ablations"), make("reproduce")
+    out = root / "toy-study"
+    assert first["study"] == "ran" and again["study"] == "cached" and again["summary"] == "ran"
+    # the ablation wrote only into its own folder, and the study's files are still the study's
+    assert {"verdicts.csv", "run_metadata.json", "ablation_table.csv", "ablation_per_image.csv.gz"} <= {
+        p.name for p in (out / "ablation").iterdir()}
+    study_runs = json.loads((out / "run_metadata.json").read_text())["runs"]
+    assert {r["config"]["num_val_images"] for r in study_runs} == {4} and len(study_runs) == 2
+    assert not (out / "ablation_table.csv").exists()
+    summary = json.loads((out / "notebooks" / "summary.ipynb").read_text())
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in summary["cells"]
+                   for o in c.get("outputs", []))
+    assert "(4 more set aside for validation)" in text and "2 runs in" in text and "2 seeds per method" in text
+    assert "two-level bootstrap" in text and "Holm" in text and "declared before the data" in text
+    judged = pd.read_csv(out / "verdicts.csv").set_index("claim_id")
+    assert judged.loc["noise_diversity", "verdict"] in verdicts.VERDICTS  # the ablation's claims were judged
+    assert judged.loc["t1_colorgan_chromagan_psnr", "verdict"] == verdicts.NOT_TESTED  # one method in this toy
+
+
+def test_the_summary_puts_each_deviation_beside_the_verdict_it_affects():
+    out = Path(__file__).resolve().parents[1] / "results" / "study"
+    results = study.load_results(out)
+    judged = pd.read_csv(out / "verdicts.csv")
+    table = summary.verdict_table(results, judged).set_index("claim")["deviation beside it"]
+    chroma = table["ColorGAN > ChromaGAN on PSNR (Table 1)"]
+    assert "class-distribution KL term is off" in chroma and "applied to all three methods" in chroma
+    assert "chromagan seed 0 6,400" in chroma  # the scored weights had seen half the budget
+    assert "class-distribution" not in table["ColorGAN > ColTran on PSNR (Table 1)"]
+    assert "random (untrained) VGG" in table["The perceptual term improves quality (SSIM)"]
+    assert "no_noise also drops Ls" in table["The noise branch adds diversity (§1, §2.1)"]
+    assert table["The L1 term improves quality (PSNR)"] == "—"
+    text = summary.summary_markdown(results, judged)
+    assert "declared after these runs" in text and "not re-judged" in text and "seed sd 0.07" in text
+    one_seed = study.StudyResults(out, results.table.assign(seeds=1, seed_sd=float("nan")), results.per_image,
+                                  results.runs, None)
+    assert "(1 seed)" in summary.summary_markdown(one_seed, judged) and "nan" not in summary.summary_markdown(one_seed, judged)
