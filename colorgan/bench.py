@@ -610,6 +610,20 @@ def write_report(record: dict[str, Any], cfg: BenchConfig) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+README_COLUMNS = ("bf16", "channels_last", "fused_adam", "all")  # after fp32 eager's images/s
+
+
+def readme_row(workload: str, record: dict[str, Any]) -> str:
+    """The README's bench table row for one committed record: fp32 eager images/s, each switch's ratio to
+    it ('—' when not measured) and the convolution stack's fp32 / bf16 GFLOP/s (tests/test_bench.py keeps
+    the README equal to these)."""
+    variants, conv = record["variants"], record.get("conv_reference")
+    cells = [workload, f"{variants[BENCH_REFERENCE]['images_per_s']:.1f} img/s",
+             *(f"{variants[name]['speedup']:.2f}×" if name in variants else "—" for name in README_COLUMNS),
+             f"{conv['fp32']['flops_per_s'] / 1e9:.0f} / {conv['bf16']['flops_per_s'] / 1e9:.0f} GFLOP/s" if conv else "—"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _size(num_bytes: float | None) -> str:
     return "n/a" if num_bytes is None else f"{num_bytes / 2**30:.2f} GiB"
 

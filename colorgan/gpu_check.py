@@ -185,7 +185,7 @@ def run_section(report: Callable[[dict[str, Any]], None], until: float, name: st
     if name == "switches":
         return check_switches(cfg, device, report)
     if name == "methods":
-        return check_methods(cfg, methods, device, work_dir)
+        return check_methods(cfg, methods, device, work_dir, report)
     if name == "ddp":
         return check_ddp(cfg, device, work_dir, until)
     return check_speed(cfg, device, done, until, report)
@@ -299,8 +299,10 @@ def loss_deviation(values: list[float], reference: list[float]) -> float:
 
 
 def check_methods(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig], StepFactory]],
-                  device: torch.device, work_dir: Path) -> dict[str, Any]:
-    """Each method trains ``num_steps`` steps on the sample photos, then colorizes and scores a few test images."""
+                  device: torch.device, work_dir: Path,
+                  report: Callable[[dict[str, Any]], None] = lambda partial: None) -> dict[str, Any]:
+    """Each method trains ``num_steps`` steps on the sample photos, then colorizes and scores a few test images
+    (``report`` gets the methods done so far after each)."""
     results: dict[str, Any] = {}
     for name, (config_cls, factory) in methods.items():
         begun = time.monotonic()
@@ -310,6 +312,7 @@ def check_methods(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig],
             log.exception("gpu-check: %s failed", name)
             results[name] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
         results[name]["seconds"] = time.monotonic() - begun
+        report({"ok": False, "methods": results})
     return {"ok": all(r["ok"] for r in results.values()), "methods": results}
 
 
