@@ -418,7 +418,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from colorgan.gpu_check import EXIT_CODES, format_markdown, report_paths, run_gpu_check
+    from colorgan.gpu_check import EXIT_CODES, run_gpu_check
+    from colorgan.gpu_check_report import format_markdown, report_paths
 
     cfg = config_from_args(GpuCheckConfig, args)
     record = run_gpu_check(cfg, METHODS)  # writes the record after every section

@@ -32,27 +32,26 @@ import datetime
 import json
 import logging
 import os
-import re
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from colorgan import bench, deadline, runtime
-from colorgan.config import (BENCH_REFERENCE, BENCH_VARIANTS, GPU_CHECK_SECTIONS, BenchConfig, ColorGANConfig,
-                             GpuCheckConfig, RunConfig)
+from colorgan.config import (BENCH_REFERENCE, BENCH_VARIANTS, GPU_CHECK_SECTIONS, BenchConfig, GpuCheckConfig,
+                             RunConfig)
 from colorgan.data import ImageSet, load_split
+from colorgan.ddp_check import check_ddp
+from colorgan.gpu_check_report import write_report
 from colorgan.metrics import evaluate
 from colorgan.models import build_vgg19_features
 from colorgan.step import ColorGANStep
-from colorgan.train import PROGRESS_FILE, CheckpointDir, StepFactory, load_checkpoint, load_trained, train
+from colorgan.train import StepFactory, load_trained, train
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +186,7 @@ def run_section(report: Callable[[dict[str, Any]], None], until: float, name: st
     if name == "methods":
         return check_methods(cfg, methods, device, work_dir, report)
     if name == "ddp":
-        return check_ddp(cfg, device, work_dir, until)
+        return check_ddp(cfg, device, work_dir, until, model_params(cfg, "colorgan"))
     return check_speed(cfg, device, done, until, report)
 
 
@@ -345,164 +344,6 @@ def train_and_score(cfg: GpuCheckConfig, name: str, config_cls: type[RunConfig],
             "psnr": float(own["psnr"].mean()), "ssim": float(own["ssim"].mean())}
 
 
-def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path, until: float) -> dict[str, Any]:
-    """torchrun with one process (DDP; NCCL and SyncBatchNorm on CUDA): half the steps, then ``--resume`` to the
-    end; judged against one process's uninterrupted run of the same config by ``judge_ddp``. The torchrun
-    calls get the time left to the section's deadline ``until`` (epoch s)."""
-    half = max(cfg.num_steps // 2, 1)
-    params = {"data": "samples", "image_size": cfg.image_size, "batch_size": cfg.batch_size,
-              "num_sample_crops": max(cfg.batch_size, 16), "num_steps": cfg.num_steps, "checkpoint_every": half,
-              "keep_checkpoints": 99, "log_every": 1, "progress": False, "device": cfg.device, "seed": cfg.seed,
-              "num_bootstrap": 100, **model_params(cfg, "colorgan")}
-    run_dir = work_dir / "ddp"
-    env, rank_device = torchrun_env(device, os.environ)
-    logs = []
-    for steps, resume in ((half, False), (cfg.num_steps, True)):
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
-                   "colorgan", "train", "--params", json.dumps({**params, "num_steps": steps, "resume": resume,
-                                                                 "device": rank_device, "run_dir": str(run_dir)})]
-        code, output = run_until(command, env, until)
-        logs.append(output)
-        if code != 0:
-            return {"ok": False, "error": f"torchrun exited {code}" + (" (stopped at the deadline)" if code is None
-                                                                         else ""), "log": output}
-    references = []
-    for rerun in (0, 1):  # twice: the second measures how far two identical runs drift apart here (the floor)
-        initial: dict[str, torch.Tensor] = {}
-        reference_dir = work_dir / f"ddp-reference-{rerun}"
-        train(ColorGANConfig.from_params({**params, "run_dir": str(reference_dir)}),
-              recording_initial_weights(ColorGANStep, initial), work_dir / "cache")
-        references.append((reference_dir, initial))
-    result = judge_ddp(run_dir, references[0][0], references[0][1], half, cfg.num_steps, cfg.ddp_tolerance,
-                       resume_log=logs[-1])
-    floor = relative_distance(final_weights(references[1][0]), final_weights(references[0][0]), references[0][1],
-                              trained_keys(references[0][1]))
-    return {**result, "rerun_distance": floor, "backend": "nccl" if device.type == "cuda" else "gloo",
-            "rank_device": rank_device, "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
-            "world_size": json.loads((run_dir / "provenance.json").read_text()).get("world_size"),
-            "log": logs[-1][-1500:]}
-
-
-def torchrun_env(device: torch.device, environ: Mapping[str, str]) -> tuple[dict[str, str], str]:
-    """(environment, device flag) for torchrun's ranks on ``device``: each rank uses cuda:LOCAL_RANK, so
-    ``cuda:N`` becomes CUDA_VISIBLE_DEVICES=N (the N-th of those already visible) and device 'cuda'."""
-    env = {**environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH", "")]))}
-    if device.type != "cuda":
-        return env, str(device)
-    if device.index is not None:
-        visible = [v.strip() for v in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-        if visible and device.index >= len(visible):
-            raise ValueError(f"device: {device} is not among CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']}")
-        env["CUDA_VISIBLE_DEVICES"] = visible[device.index] if visible else str(device.index)
-    return env, "cuda"
-
-
-def run_until(command: list[str], env: Mapping[str, str], until: float) -> tuple[int | None, str]:
-    """Run ``command`` until ``until`` (epoch s): (exit code, or None when stopped at the deadline; its output's tail).
-
-    In its own process group, stopped with SIGTERM first: torchrun then stops its ranks (which it starts in
-    sessions of their own, out of reach of a group kill)."""
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=max(until - time.time(), 1.0))
-        code: int | None = process.returncode
-    except subprocess.TimeoutExpired:
-        deadline.stop_group(process.pid)
-        output, _ = process.communicate()
-        code = None
-    return code, output[-4000:]
-
-
-def recording_initial_weights(factory: StepFactory, initial: dict[str, torch.Tensor]) -> StepFactory:
-    """``factory`` that also copies the new step's weights into ``initial`` (w0 of ``relative_distance``)."""
-    def build(run_cfg: RunConfig, device: torch.device) -> Any:
-        step = factory(run_cfg, device)
-        initial.update({f"{m}.{k}": v.detach().cpu().clone()
-                        for m, module in step.modules().items() for k, v in module.state_dict().items()})
-        return step
-    return build
-
-
-def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A checkpoint's module tensors keyed '<module>.<name>' (on the CPU)."""
-    state = load_checkpoint(path)
-    return {f"{m}.{k}": v.cpu() for m, sd in state["modules"].items() for k, v in sd.items()}
-
-
-def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return checkpoint_weights(CheckpointDir(Path(run_dir) / "checkpoints").paths()[-1])
-
-
-def relative_distance(got: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
-                      initial: Mapping[str, torch.Tensor], keys: Iterable[str] | None = None) -> float:
-    """‖got - expected‖ / ‖expected - initial‖: one L2 norm over ``keys`` (default: every float tensor).
-
-    How far apart two runs ended, in units of how far training moved the weights: 0 for the same
-    training, 1 for a run that never trained. One norm over all tensors, not a per-tensor maximum:
-    a bias right before a norm layer has a gradient of ~0, and Adam turns the rounding noise of such
-    a gradient into full-size steps whose sign no two summation orders need agree on; and a bound on
-    max |Δw| cannot fail, since a few Adam steps at lr ~1e-4 move no weight further than that.
-    Compare weights apart from BatchNorm's running statistics (``trained_keys``): those move with the
-    data alone, trained or not.
-    """
-    keys = [k for k, v in expected.items() if v.is_floating_point()] if keys is None else list(keys)
-    apart = sum(((got[k].double() - expected[k].double()) ** 2).sum() for k in keys) ** 0.5
-    moved = sum(((expected[k].double() - initial[k].double()) ** 2).sum() for k in keys) ** 0.5
-    if not moved > 0:
-        raise ValueError("relative_distance: the reference run did not move its weights; train it for some steps")
-    return float(apart / moved)
-
-
-def trained_keys(weights: Mapping[str, torch.Tensor]) -> list[str]:
-    """The float tensors that training moves: all but BatchNorm's running statistics."""
-    return [k for k, v in weights.items() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))]
-
-
-def judge_ddp(run_dir: Path, reference_dir: Path, initial: Mapping[str, torch.Tensor], half: int, num_steps: int,
-              tolerance: float, resume_log: str = "") -> dict[str, Any]:
-    """Compare a torchrun run (``half`` steps, then resumed to ``num_steps``) with one process's uninterrupted run.
-
-    - ddp: relative distance of the two runs' weights at step ``half`` (both uninterrupted so far);
-    - resume: relative distance at the end, after the torchrun run resumed;
-    - the resume itself: the step it resumed from, read back from the run (``progress.json``'s start_step,
-      and the 'resumed ... at step N' log line when ``resume_log`` is given), and one log line per step.
-    Returns the measured values, ``ok`` and ``failures`` (why, with the measured distances).
-    """
-    checkpoints = {int(p.stem.split("_")[1]): p for p in CheckpointDir(Path(run_dir) / "checkpoints").paths()}
-    references = {int(p.stem.split("_")[1]): p for p in CheckpointDir(Path(reference_dir) / "checkpoints").paths()}
-    progress = json.loads((Path(run_dir) / PROGRESS_FILE).read_text())
-    logged = [json.loads(line)["step"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    found = re.findall(r"resumed \S+ at step (\d+)", resume_log)
-    failures = []
-    ddp_distance = resume_distance = None
-    if half in checkpoints and half in references:
-        ddp_distance = relative_distance(checkpoint_weights(checkpoints[half]), checkpoint_weights(references[half]),
-                                         initial, trained_keys(initial))
-        if not ddp_distance <= tolerance:
-            failures.append(f"DDP vs one process at step {half}: relative distance {ddp_distance:.3g} > {tolerance}")
-    else:
-        failures.append(f"no checkpoint at step {half} in both runs (found {sorted(checkpoints)} and {sorted(references)})")
-    if num_steps in checkpoints and num_steps in references:
-        resume_distance = relative_distance(checkpoint_weights(checkpoints[num_steps]),
-                                            checkpoint_weights(references[num_steps]), initial, trained_keys(initial))
-        if not resume_distance <= tolerance:
-            failures.append(f"resumed vs uninterrupted at step {num_steps}: relative distance {resume_distance:.3g} "
-                            f"> {tolerance}")
-    else:
-        failures.append(f"the torchrun run did not reach step {num_steps} (checkpoints {sorted(checkpoints)})")
-    if progress.get("start_step") != half:
-        failures.append(f"the run resumed from step {progress.get('start_step')} (progress.json), not {half}")
-    if resume_log and [int(n) for n in found] != [half]:
-        failures.append(f"the resume log says {found or 'nothing'} about resuming, expected step {half}")
-    if logged != list(range(1, num_steps + 1)):
-        failures.append(f"metrics.jsonl logs steps {logged}, expected 1..{num_steps} once each")
-    return {"ok": not failures, "failures": failures, "steps": max(checkpoints, default=0), "half": half,
-            "resumed_from": progress.get("start_step"), "resumed_from_log": [int(n) for n in found],
-            "logged_steps": len(logged), "ddp_distance": ddp_distance, "resume_distance": resume_distance,
-            "tolerance": tolerance, "checkpoints": sorted(checkpoints)}
-
-
 def largest_batch(cfg: GpuCheckConfig, device: torch.device, variants: list[str]) -> int:
     """The largest batch (doubling from ``batch_size`` up to ``max_batch``) at which one step of every bench
     variant in ``variants`` fits in CUDA memory with all of them resident, as the bench holds them;
@@ -615,132 +456,3 @@ def summarise_bench(record: dict[str, Any]) -> dict[str, Any]:
                          for name, v in record["variants"].items()},
             "failed": record["failed"],
             "dynamo": {name: v["dynamo"] for name, v in record["variants"].items() if "dynamo" in v}}
-
-
-# ---------------------------------------------------------------------------------------- report
-
-
-def report_paths(record: dict[str, Any], cfg: GpuCheckConfig) -> tuple[Path, Path]:
-    """``<output_dir>/<device-slug>[-tiny].json`` and ``.md``."""
-    name = record["device"]["slug"] + ("-tiny" if cfg.tiny else "")
-    return Path(cfg.output_dir) / f"{name}.json", Path(cfg.output_dir) / f"{name}.md"
-
-
-def write_report(record: dict[str, Any], cfg: GpuCheckConfig) -> tuple[Path, Path]:
-    """Write the record as JSON, then Markdown, each atomically (a reader never sees half a file)."""
-    json_path, md_path = report_paths(record, cfg)
-    runtime.write_json(json_path, record)
-    runtime.atomic_write_bytes(md_path, lambda f: f.write(format_markdown(record).encode()))
-    return json_path, md_path
-
-
-def _mark(ok: bool | None) -> str:
-    return "measured" if ok is None else "ok" if ok else "FAILED"
-
-
-def format_markdown(record: dict[str, Any]) -> str:
-    """The check as a Markdown page: one table per section, then the goals."""
-    c, sections = record["config"], record["sections"]
-    took = "still running, or stopped before the end" if record["seconds"] is None else \
-        f"in {record['seconds'] / 60:.1f} min of the {record['time_limit_s'] / 60:.1f} min limit"
-    lines = [f"# GPU check: {record['device']['name']}{' (tiny CPU form)' if c['tiny'] else ''}", "",
-             f"- overall: **{record['status']}** {took}; commit `{record['git_commit']}`; "
-             f"torch {record['versions'].get('torch')}; {record['created']}",
-             f"- workload: {c['image_size']}x{c['image_size']}, batch {c['batch_size']}, {c['num_steps']} steps per run", ""]
-    for name, section in sections.items():
-        head = f"## {name}: {section['status']}"
-        if "seconds" in section:
-            head += f" ({section['seconds']:.0f} s of a {section['deadline_s']:.0f} s deadline"
-            head += f", {section['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in section else ")"
-        lines += [head, ""]
-        if section["status"] in ("not run", "off", "running"):
-            lines += [section.get("why") or f"started {section.get('started')}; the check stopped while it ran", ""]
-            continue
-        if "error" in section:
-            lines += [f"Error: {section['error']}", ""]
-            if "log" in section:
-                lines += ["```", section["log"][-1500:], "```", ""]
-        if "stub" in section:
-            lines += [section["stub"], ""]
-            continue
-        lines += SECTION_PAGES[name](record, section) if _has_results(name, section) else []
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _has_results(name: str, section: dict[str, Any]) -> bool:
-    return {"switches": "switches", "methods": "methods", "ddp": "ddp_distance", "bench": "runs"}[name] in section
-
-
-def _switches_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
-    lines = ["Same batches, noise and weights; deviation = max over steps of |switch − fp32 eager| / max "
-             f"|fp32 eager|, per loss term (TF32 off). Tolerances: {section.get('tolerance_basis', '')}.", "",
-             "| switch | result | tolerance | worst term | deviation | torch.compile |", "|---|---|---:|---|---:|---|"]
-    for switch, s in section["switches"].items():
-        if "error" in s:
-            lines.append(f"| {switch} | FAILED: {s['error'][:100]} | {s['tolerance']} | | | |")
-            continue
-        term = max(s["deviation"], key=s["deviation"].get)
-        d = s.get("dynamo")
-        dynamo = "" if d is None else (f"{d['frames_compiled']} frames, {d['graphs']} graphs, {d['graph_breaks']} breaks"
-                                       + (", **fell back to eager**" if d["eager_fallback"] else ""))
-        lines.append(f"| {switch} | {_mark(s['ok'])} | {s['tolerance']} | {term} | {s['deviation'][term]:.2e} | {dynamo} |")
-    return lines + [f"| {n} | not checked: {why} | | | | |" for n, why in section["not_checked"].items()]
-
-
-def _methods_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
-    lines = ["| method | result | steps | train img/s | paper protocol | PSNR | SSIM | eval images (s) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for method, m in section["methods"].items():
-        if "error" in m:
-            lines.append(f"| {method} | FAILED: {m['error'][:100]} | | | | | | |")
-            continue
-        lines.append(f"| {method} | {_mark(m['ok'])} | {m['steps']} | {m['train_images_per_s']:.1f} | "
-                     f"{bench._hours(m['projected_paper_hours'])} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
-                     f"{m['eval_images']} ({m['eval_seconds']:.1f}) |")
-    return lines
-
-
-def _ddp_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
-    def shown(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2e}"
-
-    return [f"torchrun --nproc_per_node=1 ({section['backend']}, world size {section['world_size']}, rank device "
-            f"{section['rank_device']}): {section['half']} steps, then resumed (from step {section['resumed_from']}, "
-            f"read back from the run) to {section['steps']}. Relative distance ‖w − w_one‖ / ‖w_one − w0‖ to one "
-            f"process's uninterrupted run: DDP at step {section['half']} {shown(section['ddp_distance'])}, resumed "
-            f"at the end {shown(section['resume_distance'])} (tolerance {section['tolerance']}); two identical "
-            f"one-process runs ended {shown(section.get('rerun_distance'))} apart here.",
-            *(["", *[f"- {failure}" for failure in section["failures"]]] if section["failures"] else [])]
-
-
-def _bench_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
-    lines = ["| batch | fastest variant | images/s | × fp32 eager | MFU (bf16 peak) | inference img/s | "
-             "paper protocol | report |", "|---:|---|---:|---:|---:|---:|---:|---|"]
-    for run in section["runs"].values():
-        lines.append(f"| {run['batch_size']} | {run['best']} | {run['images_per_s']:.1f} | {run['speedup']:.2f} | "
-                     f"{bench._pct(run['mfu_bf16_peak'])} | {run['inference_images_per_s']:.0f} | "
-                     f"{bench._hours(run['projected_paper_hours'])} | `{run['report']}` |")
-    for run_name, run in section["runs"].items():
-        for variant, d in run.get("dynamo", {}).items():
-            lines.append(f"\n{run_name} {variant}: {d['frames_compiled']} frames compiled, {d['graph_breaks']} graph "
-                         f"breaks, {d['compiles_while_timing']} compiles while timing"
-                         + ("; **fell back to eager**" if d["eager_fallback"] else ""))
-    lines += [f"\n{key} failed: {error}" for key, error in section.get("errors", {}).items()]
-    if section.get("largest_batch_skipped"):
-        lines += ["", section["largest_batch_skipped"]]
-    if "goals" not in section:
-        return lines
-    lines += ["", "Projected paper protocol (300 epochs of 15,413 images at 256²) per method: "
-              + ", ".join(f"{m} {bench._hours(h)}" for m, h in section["projected_paper_hours"].items())
-              + " (ColorGAN: the bench's fastest variant; the others: the median step of their training run).",
-              "", "| goal | target | measured | met |", "|---|---:|---:|---|"]
-    measured, met = section["goals"]["measured"], section["goals"]["met"]
-    for goal, target in record["goals"].items():
-        value = measured.get(goal)
-        lines.append(f"| {goal} | {target} | {'n/a' if value is None else f'{value:,.2f}'} | "
-                     f"{'yes' if met.get(goal) else 'no'} |")
-    return lines
-
-
-SECTION_PAGES = {"switches": _switches_page, "methods": _methods_page, "ddp": _ddp_page, "bench": _bench_page}

@@ -19,7 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("colorgan", "baselines")
 # Read finished runs or build configs (which run_hash hashes themselves); never imported by training.
 PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
-    "__main__", "cli", "pipeline", "report", "study", "ablation", "score", "bench", "gpu_check", "voc_mini"))
+    "__main__", "cli", "pipeline", "report", "study", "ablation", "score", "bench", "gpu_check", "gpu_check_report",
+    "ddp_check", "deadline", "voc_mini"))
 
 
 def code_hash(root: Path = REPO_ROOT, exclude: frozenset[str] = frozenset()) -> str:

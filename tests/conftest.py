@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from colorgan.config import ColorGANConfig, RunConfig
-from colorgan.gpu_check import relative_distance  # noqa: F401 - the tests' one measure of how far two runs ended apart
+from colorgan.ddp_check import relative_distance  # noqa: F401 - the tests' one measure of how far two runs ended apart
 from colorgan.train import CheckpointDir, StepFactory, TrainStep, train
 
 VOC_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voc-mini"

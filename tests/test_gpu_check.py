@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import gpu_check
+from colorgan import ddp_check, gpu_check
 from colorgan.cli import main
 from colorgan.config import GpuCheckConfig
 from colorgan.step import ColorGANStep
@@ -145,7 +145,7 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     root = tmp_path_factory.mktemp("reference")
     initial: dict[str, torch.Tensor] = {}
     cfg = tiny_config(root, lambda_p=0.0, lambda_s=0.0, keep_checkpoints=9)
-    train(cfg, gpu_check.recording_initial_weights(ColorGANStep, initial), root / "cache")
+    train(cfg, ddp_check.recording_initial_weights(ColorGANStep, initial), root / "cache")
     return Path(cfg.run_dir), initial
 
 
@@ -161,7 +161,7 @@ def interrupted_run(tmp_path: Path, between=None, build=ColorGANStep) -> Path:
 
 def test_a_correct_resume_passes(uninterrupted, tmp_path: Path):
     reference, initial = uninterrupted
-    verdict = gpu_check.judge_ddp(interrupted_run(tmp_path), reference, initial, 2, 4, 0.05)
+    verdict = ddp_check.judge_ddp(interrupted_run(tmp_path), reference, initial, 2, 4, 0.05)
     assert verdict["ok"] and verdict["failures"] == [] and verdict["resumed_from"] == 2
     assert verdict["ddp_distance"] == verdict["resume_distance"] == 0.0
 
@@ -177,7 +177,7 @@ def test_an_optimiser_state_dropped_at_resume_fails_the_check(uninterrupted, tmp
         CheckpointDir(run_dir / "checkpoints", 9).save(state["step"], state)
 
     reference, initial = uninterrupted
-    verdict = gpu_check.judge_ddp(interrupted_run(tmp_path, drop_optimiser_state), reference, initial, 2, 4, 0.05)
+    verdict = ddp_check.judge_ddp(interrupted_run(tmp_path, drop_optimiser_state), reference, initial, 2, 4, 0.05)
     assert not verdict["ok"] and verdict["ddp_distance"] == 0.0  # the first half was fine
     assert verdict["resume_distance"] > 0.05  # measured 0.41; its max |Δw| of 1.8e-3 passed the old 1e-2 bound
     assert verdict["failures"] == [f"resumed vs uninterrupted at step 4: relative distance "
@@ -198,7 +198,7 @@ def test_a_rank_that_skips_its_update_fails_the_check(uninterrupted, tmp_path: P
         return step
 
     reference, initial = uninterrupted
-    verdict = gpu_check.judge_ddp(interrupted_run(tmp_path, build=skipping), reference, initial, 2, 4, 0.05)
+    verdict = ddp_check.judge_ddp(interrupted_run(tmp_path, build=skipping), reference, initial, 2, 4, 0.05)
     assert not verdict["ok"] and verdict["ddp_distance"] > 0.05
     assert verdict["failures"][0].startswith("DDP vs one process at step 2: relative distance")
 
@@ -209,7 +209,7 @@ def test_a_run_that_restarted_instead_of_resuming_fails_the_check(uninterrupted,
             path.unlink()
 
     reference, initial = uninterrupted
-    verdict = gpu_check.judge_ddp(interrupted_run(tmp_path, forget_checkpoints), reference, initial, 2, 4, 0.05)
+    verdict = ddp_check.judge_ddp(interrupted_run(tmp_path, forget_checkpoints), reference, initial, 2, 4, 0.05)
     assert not verdict["ok"] and verdict["resumed_from"] == 0 and verdict["resume_distance"] == 0.0
     assert "the run resumed from step 0 (progress.json), not 2" in verdict["failures"]
 
@@ -222,7 +222,7 @@ def test_a_run_that_restarted_instead_of_resuming_fails_the_check(uninterrupted,
 ])
 def test_torchrun_ranks_use_the_requested_gpu(device, visible, expected):
     environ = {"PATH": "/bin"} | ({"CUDA_VISIBLE_DEVICES": visible} if visible else {})
-    env, rank_device = gpu_check.torchrun_env(torch.device(device), environ)
+    env, rank_device = ddp_check.torchrun_env(torch.device(device), environ)
     assert (env.get("CUDA_VISIBLE_DEVICES"), rank_device) == expected
     assert str(REPO) in env["PYTHONPATH"]
 
