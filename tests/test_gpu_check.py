@@ -243,3 +243,33 @@ def test_sizes_resolve_for_the_gpu_and_the_tiny_form():
     tiny = GpuCheckConfig(tiny=True).resolved()
     assert (tiny.image_size, tiny.batch_size, tiny.num_steps) == (32, 4, 4)
     assert gpu_check.model_params(GpuCheckConfig(), "coltran") == {"spatial_batch_size": 4}
+
+
+def test_a_bench_error_keeps_what_was_measured(monkeypatch, tmp_path: Path):
+    committed = json.loads((REPO / "results/bench/cpu-intel-r-xeon-r-processor-2-threads.json").read_text())
+
+    def fake_bench(bench_cfg):  # the committed record at batch 4; a CUDA error at the larger batch
+        if bench_cfg.batch_size != 4:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return {**committed, "batch_size": 4}
+
+    monkeypatch.setattr(gpu_check.bench, "run_bench", fake_bench)
+    monkeypatch.setattr(gpu_check, "largest_batch", lambda cfg, device, variants: 8)
+    reported = []
+    cfg = GpuCheckConfig(tiny=True, output_dir=str(tmp_path)).resolved()
+    result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time() + 600, reported.append)
+    assert list(result["runs"]) == ["b4"] and result["runs"]["b4"]["best"] == committed["best"]
+    assert result["errors"] == {"b8": "RuntimeError: CUDA error: an illegal memory access was encountered"}
+    assert reported[0]["runs"]["b4"]["images_per_s"] == committed["variants"][committed["best"]]["images_per_s"]
+    entry = gpu_check.section_entry("bench", {"outcome": "finished", "result": result, "error": None, "seconds": 1.0}, 9)
+    assert entry["status"] == "measured"
+
+    def search_fails(cfg, device, variants):
+        raise RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR")
+
+    monkeypatch.setattr(gpu_check, "largest_batch", search_fails)
+    result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time() + 600, reported.append)
+    assert list(result["runs"]) == ["b4"] and "CUDNN_STATUS_INTERNAL_ERROR" in result["errors"]["largest_batch"]
+    monkeypatch.setattr(gpu_check, "largest_batch", lambda cfg, device, variants: 8)
+    result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time(), reported.append)  # no time left
+    assert list(result["runs"]) == ["b4"] and "batch 8 not benchmarked" in result["largest_batch_skipped"]
