@@ -304,7 +304,7 @@ class DynamoWatch(logging.Handler):
         after = self._counts()
         self.result = {k: after[k] - self._before[k] for k in after}
         self.result.update(recompile_limit_hits=len(self.limit_hits), limit_messages=self.limit_hits[:3],
-                           eager_fallback=bool(self.limit_hits) or self.result["frames_compiled"] == 0)
+                           eager_fallback=bool(self.limit_hits))
 
 
 def warm_up(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor, device: torch.device

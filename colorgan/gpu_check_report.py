@@ -98,8 +98,9 @@ def _ddp_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
             f"{section['rank_device']}): {section['half']} steps, then resumed (from step {section['resumed_from']}, "
             f"read back from the run) to {section['steps']}. Relative distance ‖w − w_one‖ / ‖w_one − w0‖ to one "
             f"process's uninterrupted run: DDP at step {section['half']} {shown(section['ddp_distance'])}, resumed "
-            f"at the end {shown(section['resume_distance'])} (tolerance {section['tolerance']}); two identical "
-            f"one-process runs ended {shown(section.get('rerun_distance'))} apart here.",
+            f"at the end {shown(section['resume_distance'])}; two identical one-process runs ended "
+            f"{shown(section.get('rerun_distance'))} apart here, so the bound is {section['tolerance']:.3g} (the larger of "
+            f"{section.get('tolerance_set')} and twice that).",
             *(["", *[f"- {failure}" for failure in section["failures"]]] if section["failures"] else [])]
 
 

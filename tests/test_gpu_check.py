@@ -273,3 +273,10 @@ def test_a_bench_error_keeps_what_was_measured(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(gpu_check, "largest_batch", lambda cfg, device, variants: 8)
     result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time(), reported.append)  # no time left
     assert list(result["runs"]) == ["b4"] and "batch 8 not benchmarked" in result["largest_batch_skipped"]
+
+
+def test_the_ddp_bound_grows_with_the_devices_own_nondeterminism_up_to_a_limit():
+    assert ddp_check.tolerance_over_floor(0.05, 0.0) == (0.05, None)  # CPU: identical runs repeat exactly
+    assert ddp_check.tolerance_over_floor(0.05, 0.04) == (0.08, None)  # a GPU's bf16 + cuDNN drift
+    bound, why = ddp_check.tolerance_over_floor(0.05, 0.15)
+    assert bound == 0.3 and "0.15 apart" in why and "not judged" in why
