@@ -97,18 +97,22 @@ def torchrun_env(device: torch.device, environ: Mapping[str, str]) -> tuple[dict
 def run_until(command: list[str], env: Mapping[str, str], until: float) -> tuple[int | None, str]:
     """Run ``command`` until ``until`` (epoch s): (exit code, or None when stopped at the deadline; its output's tail).
 
-    In its own process group, stopped with SIGTERM first: torchrun then stops its ranks (which it starts in
-    sessions of their own, out of reach of a group kill)."""
+    It stays in this process's group, so stopping the section (``deadline.stop_group``) stops it too. At the
+    deadline it gets SIGTERM first: torchrun then stops its ranks (which it starts in sessions of their own,
+    out of reach of a group signal), and SIGKILL after ``deadline.GRACE_SECONDS``."""
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True)
     try:
         output, _ = process.communicate(timeout=max(until - time.time(), 1.0))
-        code: int | None = process.returncode
+        return process.returncode, output[-4000:]
     except subprocess.TimeoutExpired:
-        deadline.stop_group(process.pid)
-        output, _ = process.communicate()
-        code = None
-    return code, output[-4000:]
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=deadline.GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        return None, output[-4000:]
 
 
 def recording_initial_weights(factory: StepFactory, initial: dict[str, torch.Tensor]) -> StepFactory:

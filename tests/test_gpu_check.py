@@ -280,3 +280,11 @@ def test_the_ddp_bound_grows_with_the_devices_own_nondeterminism_up_to_a_limit()
     assert ddp_check.tolerance_over_floor(0.05, 0.04) == (0.08, None)  # a GPU's bf16 + cuDNN drift
     bound, why = ddp_check.tolerance_over_floor(0.05, 0.15)
     assert bound == 0.3 and "0.15 apart" in why and "not judged" in why
+
+
+def test_torchrun_calls_are_stopped_at_the_sections_deadline():
+    began = time.monotonic()
+    code, output = ddp_check.run_until([sys.executable, "-c", "print('started', flush=True); import time; "
+                                        "time.sleep(60)"], os.environ, time.time() + 2)
+    assert code is None and "started" in output and time.monotonic() - began < 10
+    assert ddp_check.run_until([sys.executable, "-c", "print('done')"], os.environ, time.time() + 30) == (0, "done\n")
