@@ -382,7 +382,8 @@ class GpuCheckConfig(Params):
                                 "4 steps)", min=0.0)
     ddp_tolerance: float = opt(0.05, "DDP vs one process and resumed vs uninterrupted: |w - w_ref| / |w_ref - w0| over "
                                "all weights (calibrated on CPU, gloo, 2 ranks, 32x32, 4 steps: a correct run 0.004, "
-                               "broken runs 0.4 or more)", min=0.0)
+                               "broken runs 0.4 or more); on a GPU the larger of this and twice the distance "
+                               "between two identical runs there", min=0.0)
     bench: bool = opt(True, "run `colorgan bench` at batch_size, then at the largest batch that fits")
     max_batch: int = opt(256, "largest batch tried (doubling from batch_size) for the second bench run", min=1)
     large_batch_variants: str = opt("bf16,channels_last,fused_adam", "bench variants at the largest batch; the "
