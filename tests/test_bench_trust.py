@@ -105,3 +105,13 @@ def test_dynamo_watch_counts_compiles_graph_breaks_and_eager_fallback():
     assert watch.result["recompile_limit_hits"] >= 1 and watch.result["eager_fallback"]
     assert "recompile_limit" in watch.result["limit_messages"][0]
     torch._dynamo.reset()
+
+
+def test_a_compiled_row_that_fell_back_to_eager_says_so():
+    record = json.loads((Path(__file__).resolve().parents[1] / "results/bench"
+                         / "cpu-intel-r-xeon-r-processor-2-threads.json").read_text())
+    record["variants"]["compile"]["dynamo"] = {"frames_compiled": 9, "graphs": 9, "graph_breaks": 2,
+                                               "recompile_limit_hits": 1, "limit_messages": [],
+                                               "eager_fallback": True, "compiles_while_timing": 0}
+    page = bench.format_markdown(record)
+    assert "- compile: 9 frames compiled, 9 graphs, 2 graph breaks" in page and "**fell back to eager**" in page
