@@ -64,18 +64,29 @@ def run_with_deadline(work: Work, args: tuple, seconds: float, result_path: Path
 
 
 def stop_group(pid: int, child: Any = None) -> None:
-    """SIGTERM to ``pid``'s process group, then SIGKILL after ``GRACE_SECONDS`` if it still runs."""
-    for sig, wait in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, GRACE_SECONDS)):
+    """SIGTERM to ``pid``'s process group, then SIGKILL after ``GRACE_SECONDS`` to whatever of it still runs
+    (torchrun, say, that did not stop). ``child`` (its ``Process``): killed directly if it had not yet made
+    its own group."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
-        except ProcessLookupError:
+        except ProcessLookupError:  # the group is gone, or was never made
+            if child is not None and child.is_alive():
+                child.kill()
             return
-        if child is not None:
-            child.join(timeout=wait)
-            if not child.is_alive():
-                return
-        else:
-            time.sleep(wait)
+        until = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < until and _group_alive(pid):
+            time.sleep(0.1)
+            if child is not None:
+                child.join(timeout=0)  # reap it, so that a dead child does not keep the group alive as a zombie
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _child_main(work: Work, args: tuple, deadline: float, result_path: str, parent: int, log_level: int) -> None:
