@@ -60,8 +60,10 @@ def test_tiny_gpu_check_runs_every_section(tmp_path: Path, capsys):
     assert "| goal | target | measured | met |" in page and "wrote" in capsys.readouterr().out
 
 
-def test_a_hanging_raising_or_dying_section_is_recorded_and_the_rest_still_run(tmp_path: Path):
-    cfg = GpuCheckConfig(tiny=True, output_dir=str(tmp_path), time_budget_minutes=1.0,
+def test_a_hanging_raising_or_dying_section_is_recorded_and_the_rest_still_run(monkeypatch, tmp_path: Path):
+    # the hang gets the 10 s minimum; the others a share that covers starting Python + torch on a busy machine
+    monkeypatch.setattr(gpu_check, "SHARES", {"switches": 3.0, "methods": 0.1, "ddp": 3.0, "bench": 3.0})
+    cfg = GpuCheckConfig(tiny=True, output_dir=str(tmp_path), time_budget_minutes=1.5,
                          fault="switches:raise,methods:hang,ddp:die,bench:stub")
     began = time.monotonic()
     record = gpu_check.run_gpu_check(cfg, {})
@@ -74,7 +76,7 @@ def test_a_hanging_raising_or_dying_section_is_recorded_and_the_rest_still_run(t
     assert hung["deadline_s"] <= hung["seconds"] < hung["deadline_s"] + 2 * 5.0  # stopped, within the grace period
     assert sections["ddp"]["status"] == "failed" and "died (exit code -9)" in sections["ddp"]["error"]
     assert sections["bench"]["status"] == "measured"  # after all three, the last section still ran
-    assert record["status"] == "failed" and took < 60  # the whole check kept to its limit
+    assert record["status"] == "failed" and took < 90  # the whole check kept to its limit
     [json_path] = tmp_path.glob("*-tiny.json")
     assert json.loads(json_path.read_text()) == json.loads(json.dumps(record))  # on disk as returned
     page = json_path.with_suffix(".md").read_text()
