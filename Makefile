@@ -83,8 +83,10 @@ data-voc-mini: setup
 bench: setup
 	$(PY) -m colorgan bench $(BENCH_ARGS)
 
-# One prepared GPU check (<= 8 min on one H100/H200): every speed switch, method and DDP + resume, then the
-# bench -> results/gpu-check/<device>.{json,md}. GPU_CHECK_ARGS=--tiny: the CPU form CI runs.
+# One prepared GPU check: every speed switch, method and DDP + resume, then the bench, each section in a child
+# process stopped at its deadline, so the whole check ends within a hard limit (8 min; --time-budget-minutes).
+# -> results/gpu-check/<device>.{json,md}, rewritten after every section. Exit 0 ok, 1 failed, 3 incomplete.
+# GPU_CHECK_ARGS=--tiny: the CPU form CI runs.
 gpu-check: setup
 	$(PY) -m colorgan gpu-check $(GPU_CHECK_ARGS)
 

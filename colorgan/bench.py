@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch._dynamo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -269,17 +270,59 @@ def warm_until_settled(fn: Callable[[], Any], cfg: BenchConfig, device: torch.de
             "settled": settled(seconds, cfg.settle_window, cfg.settle_tolerance)}
 
 
+class DynamoWatch(logging.Handler):
+    """What torch.compile did inside a ``with`` block, from dynamo's counters and its warnings.
+
+    ``result`` after the block: frames compiled (first compiles and recompiles alike), graphs, graph
+    breaks, and how often a function hit dynamo's recompile limit: past it dynamo runs that function
+    eagerly, so a "compile" row would time eager code.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.limit_hits: list[str] = []
+        self.result: dict[str, Any] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "hit config." in message:  # "torch._dynamo hit config.recompile_limit (8) ... function: ..."
+            self.limit_hits.append(message.splitlines()[0] + " " + " ".join(message.splitlines()[1:2]).strip())
+
+    @staticmethod
+    def _counts() -> dict[str, int]:
+        counters = torch._dynamo.utils.counters
+        return {"frames_compiled": counters["frames"]["ok"], "graphs": counters["stats"]["unique_graphs"],
+                "graph_breaks": sum(counters["graph_break"].values())}
+
+    def __enter__(self) -> "DynamoWatch":
+        self._before = self._counts()
+        logging.getLogger("torch._dynamo").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        logging.getLogger("torch._dynamo").removeHandler(self)
+        after = self._counts()
+        self.result = {k: after[k] - self._before[k] for k in after}
+        self.result.update(recompile_limit_hits=len(self.limit_hits), limit_messages=self.limit_hits[:3],
+                           eager_fallback=bool(self.limit_hits))
+
+
 def warm_up(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor, device: torch.device
             ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Warm every variant up until its step time settles: ({variant: warm-up record}, failures).
 
-    Failed variants are dropped.
+    Failed variants are dropped. A compiled variant's record has ``dynamo``: what compiling it took
+    (``DynamoWatch``). Dynamo is not reset between variants here: they are timed round robin, and a
+    reset would drop the compiled code of the ones warmed up before (``run_bench`` resets once at its start).
     """
     records, failed = {}, {}
     for name in list(steps):
         log.info("bench: warming up %s", name)
         try:
-            records[name] = warm_until_settled(lambda s=steps[name]: s(batch), cfg, device)
+            with DynamoWatch() as watch:
+                records[name] = warm_until_settled(lambda s=steps[name]: s(batch), cfg, device)
+            if steps[name].cfg.compile:
+                records[name]["dynamo"] = watch.result
         except Exception as err:  # torch.compile without a working compiler, for one
             if name == BENCH_REFERENCE:
                 raise
@@ -435,6 +478,7 @@ def paper_protocol_hours(images_per_s: float, image_size: int) -> float:
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Measure everything ``cfg`` asks for on one device; returns the record written by ``write_report``."""
     runtime.seed_everything(cfg.seed)
+    torch._dynamo.reset()  # compiled code and recompile counts from earlier work in this process would mix in
     load_before = os.getloadavg()[0]  # other processes on the machine: CPU timings depend on them
     device = runtime.select_device(cfg.device)
     cfg = cfg.for_device(device.type)
@@ -455,7 +499,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     steps, failed = build_variants(cfg, image_size, device)
     warmups, failed_warmup = warm_up(cfg, steps, batch, device)
     failed.update(failed_warmup)
-    variants = measure_variants(cfg, steps, batch, device, loads)
+    with DynamoWatch() as timing_watch:  # compiles while timing: the warm-up did not cover every guard
+        variants = measure_variants(cfg, steps, batch, device, loads)
 
     reference = steps[BENCH_REFERENCE]
     _, L, _ = reference.prepare(batch)
@@ -470,6 +515,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         result["speedup"] = result["images_per_s"] / base
         result["warmup_s"], result["warmup_steps"] = warmups[name]["seconds"], warmups[name]["steps"]
         result["warmup_settled"] = warmups[name]["settled"]
+        if "dynamo" in warmups[name]:
+            result["dynamo"] = {**warmups[name]["dynamo"], "compiles_while_timing": timing_watch.result["frames_compiled"]}
         result["precision"] = precision
         result["achieved_flops_per_s"] = train_flops * result["images_per_s"]  # the reference's model FLOPs
         result["mfu"] = result["achieved_flops_per_s"] / (peaks[precision] * 1e12) if peaks else None
@@ -563,6 +610,20 @@ def write_report(record: dict[str, Any], cfg: BenchConfig) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+README_COLUMNS = ("bf16", "channels_last", "fused_adam", "all")  # after fp32 eager's images/s
+
+
+def readme_row(workload: str, record: dict[str, Any]) -> str:
+    """The README's bench table row for one committed record: fp32 eager images/s, each switch's ratio to
+    it ('—' when not measured) and the convolution stack's fp32 / bf16 GFLOP/s (tests/test_bench.py keeps
+    the README equal to these)."""
+    variants, conv = record["variants"], record.get("conv_reference")
+    cells = [workload, f"{variants[BENCH_REFERENCE]['images_per_s']:.1f} img/s",
+             *(f"{variants[name]['speedup']:.2f}×" if name in variants else "—" for name in README_COLUMNS),
+             f"{conv['fp32']['flops_per_s'] / 1e9:.0f} / {conv['bf16']['flops_per_s'] / 1e9:.0f} GFLOP/s" if conv else "—"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _size(num_bytes: float | None) -> str:
     return "n/a" if num_bytes is None else f"{num_bytes / 2**30:.2f} GiB"
 
@@ -644,6 +705,13 @@ def format_markdown(record: dict[str, Any]) -> str:
             f"{'' if v.get('warmup_settled', True) else ', unsettled'}) | {_hours(v['projected_paper_hours'])} |")
     for name, error in record["failed"].items():
         lines.append(f"| {name} | failed: {error[:120]} |")
+    compiled = {name: v["dynamo"] for name, v in variants.items() if "dynamo" in v}
+    if compiled:
+        lines += ["", "torch.compile (dynamo's counters during each variant's warm-up):"]
+        lines += [f"- {name}: {d['frames_compiled']} frames compiled, {d['graphs']} graphs, {d['graph_breaks']} graph "
+                  f"breaks, {d['compiles_while_timing']} compiles while timing all variants"
+                  + (f"; **fell back to eager** (recompile limit hit {d['recompile_limit_hits']}×: its row times "
+                     f"eager code in part)" if d["eager_fallback"] else "") for name, d in compiled.items()]
     lines += [
         "",
         "Parts are timed alone: generator = z + G forward/backward (stand-in loss) + Adam; critic = the critic "

@@ -450,14 +450,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from colorgan.gpu_check import format_markdown, run_gpu_check, write_report
+    from colorgan.gpu_check import EXIT_CODES, run_gpu_check
+    from colorgan.gpu_check_report import format_markdown, report_paths
 
     cfg = config_from_args(GpuCheckConfig, args)
-    record = run_gpu_check(cfg, METHODS)
-    json_path, md_path = write_report(record, cfg)
+    record = run_gpu_check(cfg, METHODS)  # writes the record after every section
+    json_path, md_path = report_paths(record, cfg)
     print(format_markdown(record))
-    print(f"wrote {json_path} and {md_path}")
-    return 0 if record["ok"] else 1
+    print(f"wrote {json_path} and {md_path}: {record['status']}")
+    return EXIT_CODES[record["status"]]
 
 
 COMMANDS = {"gpu-check": cmd_gpu_check, "train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,

@@ -1,7 +1,6 @@
 """``colorgan gpu-check``: one prepared command that shows, in minutes, whether a GPU trains this suite right and fast.
 
-Sections, in order (each records its seconds; one that would start after ``time_budget_minutes`` is
-skipped and says so):
+Sections, in order, each in its own child process under a hard deadline (``deadline.run_with_deadline``):
 
 1. switches: the same generated batches through ColorGAN in fp32 eager (TF32 off) and with each
    speed switch (bf16 autocast, channels_last, torch.compile, fused Adam) for ``num_steps`` steps;
@@ -9,13 +8,21 @@ skipped and says so):
 2. methods: every method (ColorGAN, ChromaGAN, ColTran: the CLI passes them in) trains ``num_steps``
    steps at its paper sizes and ``image_size``, then colorizes and scores ``num_eval_images`` test images.
 3. ddp: ``torchrun --nproc_per_node=1 -m colorgan train`` (NCCL on CUDA, gloo on CPU) for half the
-   steps, then ``--resume`` to the end; its weights are compared with one process's uninterrupted run.
-4. bench (GPU form): ``colorgan bench`` at ``batch_size`` with every variant, and at the largest batch
-   that fits; MFU against the device's dense bf16 peak, the paper protocol's projected time per
-   method, inference images/s, and the issue's goals (reported, not asserted).
+   steps, then ``--resume`` to the end; compared with one process's uninterrupted run by the relative
+   distance of the weights, at half way (DDP) and at the end (resume), the resume step read back from the run.
+4. bench (GPU form, measured, not judged): ``colorgan bench`` at ``batch_size`` with every variant,
+   then at the largest batch that fits with the variants that run there; MFU against the device's
+   dense bf16 peak, the paper protocol's projected time per method, inference images/s, and the
+   issue's goals (reported, not asserted).
 
-Writes ``<output_dir>/<device>[-tiny].json`` and ``.md``. Data: the bundled sample photos (installed
-with scikit-image and matplotlib) and seeded generated batches; nothing from outside the checkout.
+The record ``<output_dir>/<device>[-tiny].json`` (and its ``.md``) is rewritten atomically before and
+after every section, so a check that is killed leaves every finished section on disk. Each section's
+status: ``passed`` / ``failed`` (judged), ``measured`` (bench), ``not run`` (with why), ``running``
+(in a record left by a killed check). Overall: ``failed`` if a judged section failed, else
+``incomplete`` if any section did not finish, else ``ok`` (exit codes in ``EXIT_CODES``).
+
+Data: the bundled sample photos (installed with scikit-image and matplotlib) and seeded generated
+batches; nothing from outside the checkout.
 """
 
 from __future__ import annotations
@@ -27,23 +34,24 @@ import logging
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from colorgan import bench, runtime
-from colorgan.config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig, ColorGANConfig, GpuCheckConfig, RunConfig
+from colorgan import bench, deadline, runtime
+from colorgan.config import (BENCH_REFERENCE, BENCH_VARIANTS, GPU_CHECK_SECTIONS, BenchConfig, GpuCheckConfig,
+                             RunConfig)
 from colorgan.data import ImageSet, load_split
+from colorgan.ddp_check import check_ddp
+from colorgan.gpu_check_report import write_report
 from colorgan.metrics import evaluate
 from colorgan.models import build_vgg19_features
 from colorgan.step import ColorGANStep
-from colorgan.train import CheckpointDir, StepFactory, load_trained, train
+from colorgan.train import StepFactory, load_trained, train
 
 log = logging.getLogger(__name__)
 
@@ -66,51 +74,133 @@ TINY_SIZES: dict[str, dict[str, Any]] = {
                 "spatial_batch_size": 2},
 }
 SWITCH_NOTES = {"compile": "left out of --tiny: compiling takes minutes on 2 CPU cores"}
+TOLERANCE_BASIS = ("calibrated on a CPU at toy widths, 32x32, batch 4, 2-4 steps; here they bound a run of the "
+                   "size above, so a failure shows its measured deviation to judge by")
+JUDGED = ("switches", "methods", "ddp")  # pass/fail; the bench is measured
+# Each section's share of the time left when it starts, against the sections still to come: with the
+# default 8 minutes, 2 + 2 + 1.5 + 2.5 min, and time a section does not use goes to the later ones.
+SHARES = {"switches": 2.0, "methods": 2.0, "ddp": 1.5, "bench": 2.5}
+MIN_SECTION_SECONDS = 10.0  # below this a section is not started: spawning Python and importing torch takes seconds
+EXIT_CODES = {"ok": 0, "failed": 1, "incomplete": 3}  # 2 is argparse's usage error
 
 
 def run_gpu_check(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig], StepFactory]]) -> dict[str, Any]:
-    """Run every section ``cfg`` asks for; returns the record ``write_report`` writes. Never raises for a
-    failed check: each section records 'ok' True/False and its error."""
+    """Run every section ``cfg`` asks for, each under its deadline; returns the record, also written to
+    ``report_paths(record, cfg)`` before and after every section. Never raises for a failed check."""
     started = time.monotonic()
     cfg = cfg.resolved()
-    device = runtime.select_device(cfg.device)
-    label = bench.device_label(device)
-    record: dict[str, Any] = {
-        "device": {"name": label, "slug": bench.slug(label), "type": device.type,
-                   "peak_tflops": bench.peak_tflops(label), "cuda": torch.version.cuda if device.type == "cuda" else None},
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": runtime.git_commit(), "versions": runtime.package_versions(), "config": cfg.to_dict(),
-        "goals": GOALS, "sections": {},
-    }
+    limit = 60 * cfg.time_budget_minutes
+    record = new_record(cfg)
+    sections = record["sections"]
+    reserve = min(2 * deadline.GRACE_SECONDS, limit / 10)  # stopping a hung section and writing the record
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
-        work_dir = Path(work)
-        sections: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("switches", lambda: check_switches(cfg, device)),
-            ("methods", lambda: check_methods(cfg, methods, device, work_dir)),
-            ("ddp", lambda: check_ddp(cfg, device, work_dir)),
-        ]
-        if cfg.bench:
-            sections.append(("bench", lambda: check_speed(cfg, device, record["sections"], started)))
-        for name, section in sections:
-            elapsed = time.monotonic() - started
-            if elapsed > 60 * cfg.time_budget_minutes:
-                record["sections"][name] = {"ok": None, "skipped": f"time budget: {elapsed / 60:.1f} min had passed "
-                                                                   f"(time_budget_minutes={cfg.time_budget_minutes})"}
+        names = [n for n in GPU_CHECK_SECTIONS if n != "bench" or cfg.bench]
+        write_report(record, cfg)
+        for i, name in enumerate(names):
+            left = limit - reserve - (time.monotonic() - started)
+            seconds = min(left, max(left * SHARES[name] / sum(SHARES[n] for n in names[i:]), MIN_SECTION_SECONDS))
+            if seconds < MIN_SECTION_SECONDS:
+                sections[name] = {"status": "not run", "why": f"time limit: {max(left, 0):.0f} s left of the "
+                                  f"{limit:.0f} s limit (time_budget_minutes={cfg.time_budget_minutes})"}
                 continue
-            log.info("gpu-check: %s", name)
-            begun, cpu_begun = time.monotonic(), cpu_seconds()
-            try:
-                result = section()
-            except Exception as err:  # one broken section must not hide the others' results
-                log.exception("gpu-check: %s failed", name)
-                result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-            result["seconds"] = time.monotonic() - begun
-            result["cpu_seconds"] = cpu_seconds() - cpu_begun  # this process and its finished children
-            record["sections"][name] = result
+            log.info("gpu-check: %s (deadline %.0f s)", name, seconds)
+            sections[name] = {"status": "running", "deadline_s": seconds, "started": _now()}
+
+            def started_child(pid: int, entry: dict[str, Any] = sections[name]) -> None:
+                entry["pid"] = pid  # a record left by a killed check names the process that ran
+                write_report(record, cfg)
+
+            cpu_begun = cpu_seconds()
+            outcome = deadline.run_with_deadline(run_section, (name, cfg, methods, work, dict(sections)), seconds,
+                                                 Path(work) / f"{name}.result.json", logging.getLogger().level,
+                                                 started_child)
+            sections[name] = section_entry(name, outcome, seconds)
+            sections[name]["cpu_seconds"] = cpu_seconds() - cpu_begun  # its process and all it started
+            write_report(record, cfg)
     record["seconds"] = time.monotonic() - started
-    checked = [s["ok"] for s in record["sections"].values() if s.get("ok") is not None]
-    record["ok"] = bool(checked) and all(checked)
+    record["status"] = overall_status(sections)
+    record["ok"] = record["status"] == "ok"
+    write_report(record, cfg)
     return record
+
+
+def new_record(cfg: GpuCheckConfig) -> dict[str, Any]:
+    """The record before any section ran: device, versions, config, every section 'not run' or pending."""
+    device = runtime.select_device(cfg.device)
+    try:
+        label = bench.device_label(device)
+    except Exception as err:  # a broken driver: the record still gets written, and each section says why it fails
+        label = f"{device} (name unavailable: {type(err).__name__})"
+    sections: dict[str, Any] = {name: {"status": "not run", "why": "not reached: the check stopped before it"}
+                                for name in GPU_CHECK_SECTIONS}
+    if not cfg.bench:
+        sections["bench"] = {"status": "off", "why": "bench=False"}
+    return {
+        "device": {"name": label, "slug": bench.slug(label), "type": device.type, "index": device.index,
+                   "peak_tflops": bench.peak_tflops(label), "cuda": torch.version.cuda if device.type == "cuda" else None},
+        "created": _now(), "git_commit": runtime.git_commit(), "versions": runtime.package_versions(),
+        "config": cfg.to_dict(), "goals": GOALS, "time_limit_s": 60 * cfg.time_budget_minutes,
+        "status": "running", "ok": False, "seconds": None, "sections": sections,
+    }
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def section_entry(name: str, outcome: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A section's record from its child's outcome: status, error, and whatever it measured or reported."""
+    result = dict(outcome["result"] or {})
+    entry: dict[str, Any] = {**result, "deadline_s": seconds, "seconds": outcome["seconds"]}
+    if outcome["outcome"] != "finished":
+        entry["error"] = outcome["error"]
+        entry["status"] = "measured" if name not in JUDGED and result.get("runs") else "failed"
+        return entry
+    if name in JUDGED:
+        entry["status"] = "passed" if result.get("ok") else "failed"
+    else:
+        entry["status"] = "measured" if result.get("runs") else "failed"
+    return entry
+
+
+def overall_status(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """'failed' if a judged section failed; else 'incomplete' if any section did not finish its work
+    (not run, stopped, or a bench that measured nothing); else 'ok'. A section switched off ('off') counts as neither."""
+    if any(sections[n]["status"] == "failed" for n in JUDGED if n in sections):
+        return "failed"
+    done = {"passed", "measured", "off"}
+    return "ok" if all(s["status"] in done for s in sections.values()) else "incomplete"
+
+
+def run_section(report: Callable[[dict[str, Any]], None], until: float, name: str, cfg: GpuCheckConfig,
+                methods: dict[str, tuple[type[RunConfig], StepFactory]], work: str,
+                done: dict[str, Any]) -> dict[str, Any]:
+    """One section in its child process (see ``deadline.run_with_deadline``); ``until``: its deadline (epoch s)."""
+    fault = dict(item.strip().split(":") for item in cfg.fault.split(",") if item.strip()).get(name)
+    if fault:
+        return inject_fault(name, fault)
+    device = runtime.select_device(cfg.device)
+    work_dir = Path(work)
+    if name == "switches":
+        return check_switches(cfg, device, report)
+    if name == "methods":
+        return check_methods(cfg, methods, device, work_dir, report)
+    if name == "ddp":
+        return check_ddp(cfg, device, work_dir, until, model_params(cfg, "colorgan"))
+    return check_speed(cfg, device, done, until, report)
+
+
+def inject_fault(name: str, action: str) -> dict[str, Any]:
+    """Test only (``GpuCheckConfig.fault``): hang, raise, die like a segfault, or stand in without checking."""
+    log.warning("gpu-check: fault injection: %s %s", name, action)
+    if action == "hang":
+        while True:
+            time.sleep(1.0)
+    if action == "raise":
+        raise RuntimeError(f"fault injection: {name} raised")
+    if action == "die":
+        os.kill(os.getpid(), 9)
+    return {"ok": True, "stub": "fault injection: a stand-in that checked nothing", "runs": {"stub": {}}}
 
 
 def cpu_seconds() -> float:
@@ -140,11 +230,13 @@ def switch_names(cfg: GpuCheckConfig) -> list[str]:
     return [n for n in names if not (cfg.tiny and n == "compile")]
 
 
-def check_switches(cfg: GpuCheckConfig, device: torch.device) -> dict[str, Any]:
+def check_switches(cfg: GpuCheckConfig, device: torch.device,
+                   report: Callable[[dict[str, Any]], None] = lambda partial: None) -> dict[str, Any]:
     """Loss terms of each switch vs fp32 eager on the same batches, noise and initial weights.
 
     TF32 is off here on CUDA, so 'fp32' means fp32. Deviation per term: max over steps of
-    |switch - reference| / max over steps of |reference|.
+    |switch - reference| / max over steps of |reference|. torch.compile runs last (the slowest), and
+    ``report`` gets the switches judged so far after each, so a deadline keeps them.
     """
     bench_cfg = BenchConfig(batch_size=cfg.batch_size, device=cfg.device, seed=cfg.seed,
                             model_params=json.dumps(model_params(cfg, "colorgan")))
@@ -154,39 +246,48 @@ def check_switches(cfg: GpuCheckConfig, device: torch.device) -> dict[str, Any]:
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     histories: dict[str, list[dict[str, float]]] = {}
-    seconds: dict[str, float] = {}
-    errors: dict[str, str] = {}
+    switches: dict[str, Any] = {}
+    result: dict[str, Any] = {"ok": False, "steps": cfg.num_steps, "image_size": cfg.image_size,
+                              "batch_size": cfg.batch_size, "tolerance_basis": TOLERANCE_BASIS, "switches": switches,
+                              "not_checked": {n: SWITCH_NOTES[n] for n in SWITCH_NOTES if cfg.tiny and n in cfg.switches}}
     try:
-        for name in [BENCH_REFERENCE, *switch_names(cfg)]:
+        for name in [BENCH_REFERENCE, *sorted(switch_names(cfg), key=lambda n: n == "compile")]:
             torch.manual_seed(cfg.seed)
+            torch._dynamo.reset()  # each switch compiles from scratch, far from dynamo's recompile limit
             begun = time.monotonic()
+            tolerance = cfg.bf16_tolerance if BENCH_VARIANTS[name].get("amp") == "bf16" else cfg.fp32_tolerance
             try:
                 step = ColorGANStep(bench_cfg.model_config(cfg.image_size, **BENCH_VARIANTS[name]), device,
                                     copy.deepcopy(vgg))
-                histories[name] = [{k: float(v) for k, v in step(batch).items()} for batch in batches]
+                with bench.DynamoWatch() as watch:
+                    histories[name] = [{k: float(v) for k, v in step(batch).items()} for batch in batches]
             except Exception as err:
                 if name == BENCH_REFERENCE:
                     raise
-                errors[name] = f"{type(err).__name__}: {err}"
-            seconds[name] = time.monotonic() - begun
+                switches[name] = {"ok": False, "error": f"{type(err).__name__}: {err}", "tolerance": tolerance}
+                continue
+            if name == BENCH_REFERENCE:
+                result["reference_seconds"] = time.monotonic() - begun
+                continue
+            switches[name] = judge_switch(histories[name], histories[BENCH_REFERENCE], tolerance,
+                                          watch.result if step.cfg.compile else None)
+            switches[name]["seconds"] = time.monotonic() - begun
+            report(result)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-    reference = histories[BENCH_REFERENCE]
-    switches: dict[str, Any] = {}
-    for name in switch_names(cfg):
-        tolerance = cfg.bf16_tolerance if BENCH_VARIANTS[name].get("amp") == "bf16" else cfg.fp32_tolerance
-        if name in errors:
-            switches[name] = {"ok": False, "error": errors[name], "tolerance": tolerance}
-            continue
-        deviation = {term: loss_deviation([h[term] for h in histories[name]], [h[term] for h in reference])
-                     for term in reference[0]}
-        finite = all(np.isfinite(v) for h in histories[name] for v in h.values())
-        switches[name] = {"ok": finite and max(deviation.values()) <= tolerance, "tolerance": tolerance,
-                          "deviation": deviation, "seconds": seconds[name]}
-    return {"ok": all(s["ok"] for s in switches.values()), "steps": cfg.num_steps, "image_size": cfg.image_size,
-            "batch_size": cfg.batch_size, "reference_seconds": seconds[BENCH_REFERENCE], "switches": switches,
-            "not_checked": {n: SWITCH_NOTES[n] for n in SWITCH_NOTES if cfg.tiny and n in cfg.switches},
-            "final_losses": {name: history[-1] for name, history in histories.items()}}
+    result["final_losses"] = {name: history[-1] for name, history in histories.items()}
+    result["ok"] = all(s["ok"] for s in switches.values())
+    return result
+
+
+def judge_switch(history: list[dict[str, float]], reference: list[dict[str, float]], tolerance: float,
+                 dynamo: dict[str, Any] | None) -> dict[str, Any]:
+    """One switch's verdict: every term finite and within ``tolerance`` of fp32 eager, and (compiled) no eager fallback."""
+    deviation = {term: loss_deviation([h[term] for h in history], [h[term] for h in reference]) for term in reference[0]}
+    finite = all(np.isfinite(v) for h in history for v in h.values())
+    fallback = dynamo is not None and dynamo["eager_fallback"]
+    return {"ok": finite and max(deviation.values()) <= tolerance and not fallback, "tolerance": tolerance,
+            "deviation": deviation, "finite": finite, **({"dynamo": dynamo} if dynamo is not None else {})}
 
 
 def loss_deviation(values: list[float], reference: list[float]) -> float:
@@ -197,8 +298,10 @@ def loss_deviation(values: list[float], reference: list[float]) -> float:
 
 
 def check_methods(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig], StepFactory]],
-                  device: torch.device, work_dir: Path) -> dict[str, Any]:
-    """Each method trains ``num_steps`` steps on the sample photos, then colorizes and scores a few test images."""
+                  device: torch.device, work_dir: Path,
+                  report: Callable[[dict[str, Any]], None] = lambda partial: None) -> dict[str, Any]:
+    """Each method trains ``num_steps`` steps on the sample photos, then colorizes and scores a few test images
+    (``report`` gets the methods done so far after each)."""
     results: dict[str, Any] = {}
     for name, (config_cls, factory) in methods.items():
         begun = time.monotonic()
@@ -208,6 +311,7 @@ def check_methods(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig],
             log.exception("gpu-check: %s failed", name)
             results[name] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
         results[name]["seconds"] = time.monotonic() - begun
+        report({"ok": False, "methods": results})
     return {"ok": all(r["ok"] for r in results.values()), "methods": results}
 
 
@@ -240,43 +344,10 @@ def train_and_score(cfg: GpuCheckConfig, name: str, config_cls: type[RunConfig],
             "psnr": float(own["psnr"].mean()), "ssim": float(own["ssim"].mean())}
 
 
-def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path) -> dict[str, Any]:
-    """torchrun with one process (DDP; NCCL on CUDA): half the steps, then resume to the end; compared with
-    one process's uninterrupted run of the same config (equal on CPU; within rounding on CUDA, where
-    SyncBatchNorm replaces BatchNorm and cuDNN's kernels are not bitwise deterministic)."""
-    half = max(cfg.num_steps // 2, 1)
-    params = {"data": "samples", "image_size": cfg.image_size, "batch_size": cfg.batch_size,
-              "num_sample_crops": max(cfg.batch_size, 16), "num_steps": cfg.num_steps, "checkpoint_every": half,
-              "log_every": 1, "progress": False, "device": cfg.device, "seed": cfg.seed, "num_bootstrap": 100,
-              **model_params(cfg, "colorgan")}
-    run_dir = work_dir / "ddp"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    logs = []
-    for steps, resume in ((half, False), (cfg.num_steps, True)):
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m",
-                   "colorgan", "train", "--params", json.dumps({**params, "num_steps": steps, "resume": resume,
-                                                                 "run_dir": str(run_dir)})]
-        done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-        logs.append(done.stdout[-2000:] + done.stderr[-2000:])
-        if done.returncode != 0:
-            return {"ok": False, "error": f"torchrun exited {done.returncode}", "log": logs[-1]}
-    reference_dir = work_dir / "ddp-reference"
-    train(ColorGANConfig.from_params({**params, "run_dir": str(reference_dir)}), ColorGANStep, work_dir / "cache")
-    a = CheckpointDir(run_dir / "checkpoints").load_latest()
-    b = CheckpointDir(reference_dir / "checkpoints").load_latest()
-    difference = max((a["modules"][m][k].float() - b["modules"][m][k].float()).abs().max().item()
-                     for m in b["modules"] for k in b["modules"][m])
-    tolerance = 0.0 if device.type == "cpu" else 1e-2  # Adam steps are ~lr = 1e-4 per step
-    resumed_at = [int(p.stem.split("_")[1]) for p in CheckpointDir(run_dir / "checkpoints", 99).paths()]
-    return {"ok": a["step"] == cfg.num_steps and difference <= tolerance, "backend": "nccl" if device.type == "cuda"
-            else "gloo", "steps": a["step"], "resumed_from": half, "checkpoints": resumed_at,
-            "max_weight_difference": difference, "tolerance": tolerance,
-            "world_size": json.loads((run_dir / "provenance.json").read_text()).get("world_size")}
-
-
-def largest_batch(cfg: GpuCheckConfig, device: torch.device) -> int:
-    """The largest batch (doubling from ``batch_size`` up to ``max_batch``) of one fp32 eager ColorGAN step
-    that fits in CUDA memory; ``batch_size`` on other devices."""
+def largest_batch(cfg: GpuCheckConfig, device: torch.device, variants: list[str]) -> int:
+    """The largest batch (doubling from ``batch_size`` up to ``max_batch``) at which one step of every bench
+    variant in ``variants`` fits in CUDA memory with all of them resident, as the bench holds them;
+    ``batch_size`` on other devices. Only out-of-memory ends the search; other errors propagate."""
     if device.type != "cuda":
         return cfg.batch_size
     fits, trial = cfg.batch_size, cfg.batch_size * 2
@@ -284,47 +355,84 @@ def largest_batch(cfg: GpuCheckConfig, device: torch.device) -> int:
     reference = model.model_config(cfg.image_size)
     vgg = build_vgg19_features(reference.vgg_weights, reference.vgg_layer, reference.seed)  # once: slow to build
     while trial <= cfg.max_batch:
+        steps: list[ColorGANStep] = []
         try:
-            step = ColorGANStep(model.model_config(cfg.image_size, batch_size=trial), device, copy.deepcopy(vgg))
-            step(torch.randint(0, 256, (trial, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, device=device))
+            batch = torch.randint(0, 256, (trial, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, device=device)
+            for name in variants:
+                steps.append(ColorGANStep(model.model_config(cfg.image_size, batch_size=trial, **BENCH_VARIANTS[name]),
+                                          device, copy.deepcopy(vgg)))
+                steps[-1](batch)
             torch.cuda.synchronize(device)
             fits, trial = trial, trial * 2
         except torch.cuda.OutOfMemoryError:
             break
         finally:
-            step = None  # noqa: F841 - free the trial's memory before the next
+            steps.clear()  # free the trial's memory before the next
             torch.cuda.empty_cache()
     return fits
 
 
-def check_speed(cfg: GpuCheckConfig, device: torch.device, done: dict[str, Any], started: float) -> dict[str, Any]:
-    """``colorgan bench`` at batch_size (every variant) and at the largest batch; projections and goals.
-
-    The largest-batch run is left out when the first ends past ``time_budget_minutes`` + 1 since ``started``.
-    """
+def check_speed(cfg: GpuCheckConfig, device: torch.device, done: dict[str, Any], until: float,
+                report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """``colorgan bench`` at batch_size (every variant) first, then the largest-batch search and the bench at
+    that batch (``large_batch_variants``); each step's error is recorded and what was measured is kept
+    (``report`` hands each partial result to the parent). The second run is left out when less time is
+    left before ``until`` (epoch s) than the first one took."""
     out = Path(cfg.output_dir) / "bench"
     common = {"image_size": cfg.image_size, "device": cfg.device, "seed": cfg.seed, "output_dir": str(out),
               "model_params": json.dumps(model_params(cfg, "colorgan"))}
     if cfg.tiny:  # the same code at a size CI can afford: two variants, a few steps
         common.update(variants="bf16", num_steps=2, num_warmup=1, max_warmup=2, breakdown=False, profile=False,
                       conv_reference=False, pipeline_size=32, pipeline_images=8, pipeline_batches=2)
-    runs: dict[str, Any] = {}
-    skipped = None
-    large = largest_batch(cfg, device)
-    batch_sizes = [cfg.batch_size, *([large] if large > cfg.batch_size else [])]
-    for batch_size in batch_sizes:
-        if batch_size != cfg.batch_size and time.monotonic() - started > 60 * (cfg.time_budget_minutes + 1):
-            skipped = f"time budget: batch {batch_size} not benchmarked"
-            break
-        extra = {} if batch_size == cfg.batch_size else {"variants": cfg.large_batch_variants, "breakdown": False,
-                                                          "profile": False, "conv_reference": False}
-        bench_cfg = BenchConfig.from_params({**common, "batch_size": batch_size, "tag": f"b{batch_size}", **extra})
+    result: dict[str, Any] = {"ok": None, "runs": {}, "errors": {}, "largest_batch": None, "largest_batch_skipped": None}
+    begun = time.monotonic()
+    bench_once(cfg.batch_size, {**common, "batch_size": cfg.batch_size, "tag": f"b{cfg.batch_size}"}, result)
+    first_seconds = time.monotonic() - begun
+    summarise_goals(result, done, cfg)
+    report(result)
+    if not result["runs"]:
+        raise RuntimeError(f"bench at batch {cfg.batch_size} failed: {result['errors'][f'b{cfg.batch_size}']}")
+    large_variants = [BENCH_REFERENCE, *[v.strip() for v in cfg.large_batch_variants.split(",")
+                                         if v.strip() and v.strip() != BENCH_REFERENCE]]
+    try:
+        result["largest_batch"] = largest_batch(cfg, device, large_variants)
+    except Exception as err:  # e.g. a cuDNN error at a new size: the batch-16 numbers stay
+        log.exception("gpu-check: largest-batch search failed")
+        result["errors"]["largest_batch"] = f"{type(err).__name__}: {err}"
+    large = result["largest_batch"]
+    if large and large > cfg.batch_size:
+        if until - time.time() < first_seconds:
+            result["largest_batch_skipped"] = (f"time: {until - time.time():.0f} s left before the deadline, the first "
+                                               f"run took {first_seconds:.0f} s; batch {large} not benchmarked")
+        else:
+            report(result)
+            bench_once(large, {**common, "batch_size": large, "tag": f"b{large}", "variants": ",".join(large_variants),
+                               "breakdown": False, "profile": False, "conv_reference": False}, result)
+    summarise_goals(result, done, cfg)
+    return result
+
+
+def bench_once(batch_size: int, params: dict[str, Any], result: dict[str, Any]) -> None:
+    """One ``colorgan bench`` run into ``result['runs']['b<batch>']``, or its error into ``result['errors']``."""
+    key = f"b{batch_size}"
+    try:
+        bench_cfg = BenchConfig.from_params(params)
         record = bench.run_bench(bench_cfg)
-        json_path, md_path = bench.write_report(record, bench_cfg)
-        runs[f"b{batch_size}"] = {"report": str(md_path), **summarise_bench(record)}
+        _, md_path = bench.write_report(record, bench_cfg)
+        result["runs"][key] = {"report": str(md_path), **summarise_bench(record)}
+    except Exception as err:  # a CUDA error in one run must not take the runs already measured with it
+        log.exception("gpu-check: bench at batch %d failed", batch_size)
+        result["errors"][key] = f"{type(err).__name__}: {err}"
+
+
+def summarise_goals(result: dict[str, Any], done: dict[str, Any], cfg: GpuCheckConfig) -> None:
+    """The projected paper-protocol hours per method and the issue's goals, from the runs measured so far."""
+    runs = result["runs"]
+    if not runs:
+        return
     methods = done.get("methods", {}).get("methods", {})
     projected = {name: m["projected_paper_hours"] for name, m in methods.items() if "projected_paper_hours" in m}
-    first = runs[f"b{cfg.batch_size}"]
+    first = runs.get(f"b{cfg.batch_size}") or next(iter(runs.values()))
     projected["colorgan"] = first["projected_paper_hours"]  # the bench's fastest variant beats a 20-step run
     best = max(runs.values(), key=lambda r: r["images_per_s"])
     goals = {
@@ -334,9 +442,7 @@ def check_speed(cfg: GpuCheckConfig, device: torch.device, done: dict[str, Any],
         "inference_images_per_s": max(r["inference_images_per_s"] for r in runs.values()),
     }
     met = {k: (v is not None and (v <= GOALS[k] if k.endswith("minutes") else v >= GOALS[k])) for k, v in goals.items()}
-    return {"ok": None, "runs": runs, "largest_batch": large, "largest_batch_skipped": skipped,
-            "projected_paper_hours": projected,
-            "goals": {"measured": goals, "met": met}}
+    result.update(projected_paper_hours=projected, goals={"measured": goals, "met": met})
 
 
 def summarise_bench(record: dict[str, Any]) -> dict[str, Any]:
@@ -348,85 +454,5 @@ def summarise_bench(record: dict[str, Any]) -> dict[str, Any]:
             "variants": {name: {k: v.get(k) for k in ("images_per_s", "speedup", "mfu", "mfu_bf16_peak",
                                                       "inference_images_per_s", "peak_memory_bytes")}
                          for name, v in record["variants"].items()},
-            "failed": record["failed"]}
-
-
-# ---------------------------------------------------------------------------------------- report
-
-
-def write_report(record: dict[str, Any], cfg: GpuCheckConfig) -> tuple[Path, Path]:
-    """``<output_dir>/<device-slug>[-tiny].json`` and ``.md``."""
-    name = record["device"]["slug"] + ("-tiny" if cfg.tiny else "")
-    json_path, md_path = Path(cfg.output_dir) / f"{name}.json", Path(cfg.output_dir) / f"{name}.md"
-    runtime.write_json(json_path, record)
-    runtime.atomic_write_bytes(md_path, lambda f: f.write(format_markdown(record).encode()))
-    return json_path, md_path
-
-
-def _mark(ok: bool | None) -> str:
-    return "measured" if ok is None else "ok" if ok else "FAILED"
-
-
-def format_markdown(record: dict[str, Any]) -> str:
-    """The check as a Markdown page: one table per section, then the goals."""
-    c, sections = record["config"], record["sections"]
-    lines = [f"# GPU check: {record['device']['name']}{' (tiny CPU form)' if c['tiny'] else ''}", "",
-             f"- overall: **{_mark(record['ok'])}** in {record['seconds'] / 60:.1f} min; commit `{record['git_commit']}`; "
-             f"torch {record['versions'].get('torch')}; {record['created']}",
-             f"- workload: {c['image_size']}x{c['image_size']}, batch {c['batch_size']}, {c['num_steps']} steps per run", ""]
-    for name, section in sections.items():
-        head = f"## {name}: {'skipped' if 'skipped' in section else _mark(section.get('ok'))}"
-        if "seconds" in section:
-            head += f" ({section['seconds']:.0f} s, {section['cpu_seconds']:.0f} CPU s)"
-        lines += [head, ""]
-        if "skipped" in section or "error" in section:
-            lines += [f"{section.get('skipped') or section.get('error')}", ""]
-            if "log" in section:
-                lines += ["```", section["log"][-1500:], "```", ""]
-            continue
-        if name == "switches":
-            lines += ["Same batches, noise and weights; deviation = max over steps of |switch − fp32 eager| / max "
-                      "|fp32 eager|, per loss term (TF32 off).", "",
-                      "| switch | result | tolerance | worst term | deviation |", "|---|---|---:|---|---:|"]
-            for switch, s in section["switches"].items():
-                if "error" in s:
-                    lines.append(f"| {switch} | FAILED: {s['error'][:100]} | {s['tolerance']} | | |")
-                    continue
-                term = max(s["deviation"], key=s["deviation"].get)
-                lines.append(f"| {switch} | {_mark(s['ok'])} | {s['tolerance']} | {term} | {s['deviation'][term]:.2e} |")
-            lines += [f"| {n} | not checked: {why} | | | |" for n, why in section["not_checked"].items()]
-        elif name == "methods":
-            lines += ["| method | result | steps | train img/s | paper protocol | PSNR | SSIM | eval images (s) |",
-                      "|---|---|---:|---:|---:|---:|---:|---:|"]
-            for method, m in section["methods"].items():
-                if "error" in m:
-                    lines.append(f"| {method} | FAILED: {m['error'][:100]} | | | | | | |")
-                    continue
-                lines.append(f"| {method} | {_mark(m['ok'])} | {m['steps']} | {m['train_images_per_s']:.1f} | "
-                             f"{bench._hours(m['projected_paper_hours'])} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
-                             f"{m['eval_images']} ({m['eval_seconds']:.1f}) |")
-        elif name == "ddp":
-            lines += [f"torchrun --nproc_per_node=1 ({section['backend']}, world size {section['world_size']}): "
-                      f"{section['resumed_from']} steps, then resumed to {section['steps']}; largest weight difference "
-                      f"from one process's uninterrupted run {section['max_weight_difference']:.2e} "
-                      f"(tolerance {section['tolerance']})."]
-        elif name == "bench":
-            lines += ["| batch | fastest variant | images/s | × fp32 eager | MFU (bf16 peak) | inference img/s | "
-                      "paper protocol | report |", "|---:|---|---:|---:|---:|---:|---:|---|"]
-            for run in section["runs"].values():
-                lines.append(f"| {run['batch_size']} | {run['best']} | {run['images_per_s']:.1f} | {run['speedup']:.2f} | "
-                             f"{bench._pct(run['mfu_bf16_peak'])} | {run['inference_images_per_s']:.0f} | "
-                             f"{bench._hours(run['projected_paper_hours'])} | `{run['report']}` |")
-            if section.get("largest_batch_skipped"):
-                lines += ["", section["largest_batch_skipped"]]
-            lines += ["", "Projected paper protocol (300 epochs of 15,413 images at 256²) per method: "
-                      + ", ".join(f"{m} {bench._hours(h)}" for m, h in section["projected_paper_hours"].items())
-                      + " (ColorGAN: the bench's fastest variant; the others: the median step of their training run).",
-                      "", "| goal | target | measured | met |", "|---|---:|---:|---|"]
-            measured, met = section["goals"]["measured"], section["goals"]["met"]
-            for goal, target in record["goals"].items():
-                value = measured.get(goal)
-                shown = "n/a" if value is None else f"{value:,.2f}"
-                lines.append(f"| {goal} | {target} | {shown} | {'yes' if met.get(goal) else 'no'} |")
-        lines.append("")
-    return "\n".join(lines)
+            "failed": record["failed"],
+            "dynamo": {name: v["dynamo"] for name, v in record["variants"].items() if "dynamo" in v}}

@@ -53,8 +53,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "data": _SMOKE_DATA,
         "train": {**_SMOKE_DATA, **_SMOKE_TRAIN},
-        # bf16 autocast: 1.47x fp32 eager for the ColorGAN step on this AVX512_BF16 CPU (issue 14's quiet-machine
-        # bench); the baselines stay fp32 until their steps are benchmarked in bf16
+        # bf16 autocast: 2.17x fp32 eager for the ColorGAN step at these widths, 64 px, batch 16 on this AVX512_BF16
+        # CPU (results/bench/*-smoke-widths-64px); the baselines stay fp32 until their steps are benchmarked in bf16
         "train_colorgan": {"num_steps": 120, "gen_width": 32, "noise_width": 128, "disc_width": 32, "amp": "bf16"},
         "train_chromagan": {"num_steps": 120, **_CHROMAGAN_CPU},
         # ColTran's upsamplers learn slowly: at 120 steps and lr 1e-3 its images were noise (PSNR 11.6 dB on these
@@ -94,9 +94,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 PROFILES["smoke"]["ablations"] = {"base": {**_SMOKE_DATA, **_SMOKE_TRAIN, **PROFILES["smoke"]["train_colorgan"]},
                                   "seeds": [0, 1]}
 # The study (`make reproduce PROFILE=study`, results/study/README.md says how each value was chosen): voc-mini at
-# 64 px, every method at CPU widths (same family as the paper's, scaled), batch 16, bf16 autocast (1.47x on this
-# CPU), 3 seeds, the same number of training images for every method, 160 training images set aside for
-# validation every 100 steps, and the best-on-validation weights of every run scored on the test split.
+# 64 px, every method at CPU widths (same family as the paper's, scaled), batch 16, bf16 autocast (2.17x on this
+# CPU: results/bench/*-smoke-widths-64px), 3 seeds, the same number of training images for every method, 160
+# training images set aside for validation every 100 steps, and the best-on-validation weights of every run scored on the test split.
 _STUDY_BASE = {"data": "folder", "image_size": 64, "batch_size": 16, "amp": "bf16", "num_val_images": 160,
                "val_every": 100, "checkpoint_every": 100, "log_every": 10, "num_bootstrap": 2000}
 _STUDY_COLORGAN = {"gen_width": 32, "noise_width": 128, "disc_width": 32}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from colorgan.config import ColorGANConfig, RunConfig
+from colorgan.ddp_check import relative_distance  # noqa: F401 - the tests' one measure of how far two runs ended apart
 from colorgan.train import CheckpointDir, StepFactory, TrainStep, train
 
 VOC_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voc-mini"
@@ -40,21 +41,6 @@ def checkpoint_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
     return {f"{m}.{k}": v for m, sd in state["modules"].items() for k, v in sd.items()}
 
 
-def relative_distance(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
-                      initial: dict[str, torch.Tensor], keys: Iterable[str] | None = None) -> float:
-    """‖got - expected‖ / ‖expected - initial‖: one L2 norm over ``keys`` (default: every float tensor).
-
-    How far apart two runs ended, in units of how far training moved the weights: 0 for the same
-    training, 1 for a run that never trained. One norm over all tensors, not a per-tensor maximum:
-    a bias right before a norm layer has a gradient of ~0, and Adam turns the rounding noise of such
-    a gradient into full-size steps whose sign no two summation orders need agree on. Compare weights
-    apart from BatchNorm's running statistics: those move with the data alone, trained or not.
-    """
-    keys = [k for k, v in expected.items() if v.is_floating_point()] if keys is None else list(keys)
-    apart = sum(((got[k].double() - expected[k].double()) ** 2).sum() for k in keys) ** 0.5
-    moved = sum(((expected[k].double() - initial[k].double()) ** 2).sum() for k in keys) ** 0.5
-    assert moved > 0, "training did not move the weights"
-    return float(apart / moved)
 
 
 class CountingStep:

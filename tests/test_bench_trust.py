@@ -84,3 +84,34 @@ def test_bench_reports_conv_reference_spread_and_load(tmp_path: Path, monkeypatc
     assert "**Measured under load**" in page and "convolution-stack reference" in page and "| × conv stack |" in page
     assert ("bf16 in hardware" in page) == record["device"]["cpu_bf16"]["native"]
     assert ("no bf16 instructions" in page) != record["device"]["cpu_bf16"]["native"]
+
+
+def test_dynamo_watch_counts_compiles_graph_breaks_and_eager_fallback():
+    def broken(x):
+        y = x.sin()
+        torch._dynamo.graph_break()
+        return y.cos()
+
+    torch._dynamo.reset()
+    with bench.DynamoWatch() as watch:
+        torch.compile(broken, backend="eager")(torch.ones(3))
+    assert watch.result["frames_compiled"] >= 1 and watch.result["graph_breaks"] == 1
+    assert not watch.result["eager_fallback"]
+    torch._dynamo.reset()
+    double = torch.compile(lambda x: x * 2, backend="eager")
+    with torch._dynamo.config.patch(recompile_limit=1), bench.DynamoWatch() as watch:
+        for dtype in (torch.float32, torch.float64, torch.int64):  # each dtype needs its own graph
+            double(torch.ones(3, dtype=dtype))
+    assert watch.result["recompile_limit_hits"] >= 1 and watch.result["eager_fallback"]
+    assert "recompile_limit" in watch.result["limit_messages"][0]
+    torch._dynamo.reset()
+
+
+def test_a_compiled_row_that_fell_back_to_eager_says_so():
+    record = json.loads((Path(__file__).resolve().parents[1] / "results/bench"
+                         / "cpu-intel-r-xeon-r-processor-2-threads.json").read_text())
+    record["variants"]["compile"]["dynamo"] = {"frames_compiled": 9, "graphs": 9, "graph_breaks": 2,
+                                               "recompile_limit_hits": 1, "limit_messages": [],
+                                               "eager_fallback": True, "compiles_while_timing": 0}
+    page = bench.format_markdown(record)
+    assert "- compile: 9 frames compiled, 9 graphs, 2 graph breaks" in page and "**fell back to eager**" in page
