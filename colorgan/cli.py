@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -273,12 +274,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = save_score(result, args.output or Path("results") / "score" / result.record["method"])
     for line in result.problems:
         print(f"skipped: {line}", file=sys.stderr)
-    print(f"{result.record['provenance']}, ground truth {args.gt_dir}, protocol {args.protocol} -> {out}")
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    made_by = result.record.get("colorize")
+    named = f" (row name from {args.pred_dir / 'colorize.json'})" if made_by and not args.name else ""
+    print(f"{result.record['provenance']}, ground truth {args.gt_dir}, protocol {args.protocol} -> {out}{named}")
     print(format_summary(result.summary))
+    print(format_vs_gray(result.record["method"], result.record["vs_gray"]))
     if result.problems:
         print(f"{len(result.problems)} file(s) skipped (listed above); the other {result.record['num_images']} "
               "were scored", file=sys.stderr)
     return 1 if result.problems else 0
+
+
+def format_vs_gray(name: str, deltas: dict[str, float]) -> str:
+    """'name vs grayscale (same images, paired 95% interval): PSNR +1.234 dB [0.9, 1.5], ...'."""
+    units = {"psnr": ("PSNR", " dB", 3), "ssim": ("SSIM", "", 4), "ciede2000": ("ΔE00", "", 2),
+             "lpips": ("LPIPS", "", 4)}
+    parts = [f"{label} {deltas[f'{k}_vs_gray']:+.{d}f}{unit} [{deltas[f'{k}_vs_gray_low']:+.{d}f}, "
+             f"{deltas[f'{k}_vs_gray_high']:+.{d}f}]"
+             for k, (label, unit, d) in units.items() if f"{k}_vs_gray" in deltas]
+    return f"{name} minus grayscale (same images, paired 95% interval): " + "; ".join(parts)
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
@@ -286,11 +302,18 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorgan.inference import colorize_files
     from colorgan.train import load_trained
 
-    config_cls, build_step = METHODS[run_method(args.run)]
+    from colorgan.evaluate import checkpoint_digest
+
+    method = run_method(args.run)
+    config_cls, build_step = METHODS[method]
     device = runtime.select_device(args.device)
-    cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
+    cfg, step, checkpoint_step = load_trained(args.run, config_cls, build_step, device, inference_only=True)
+    record = {"name": f"{method} ({Path(args.run).resolve().name}, step {checkpoint_step})",
+              "run": str(Path(args.run).resolve()), "method": method, "checkpoint_step": checkpoint_step,
+              "checkpoint_digest": checkpoint_digest(Path(args.run)), "git_commit": runtime.git_commit(),
+              "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed,
-                              protocol=args.protocol, progress=args.progress)
+                              protocol=args.protocol, progress=args.progress, record=record)
     failed = [o for o in outcomes if o.error and not o.skipped]
     skipped = [o for o in outcomes if o.skipped]
     for outcome in outcomes:
