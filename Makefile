@@ -46,22 +46,30 @@ browser:
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4]
-# NPROC: train each stage on N data-parallel processes (torchrun, one per GPU)
+# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4] [VERBOSE=1]
+# NPROC: train each stage on N data-parallel processes (torchrun, one per GPU). VERBOSE=1: papermill's per-cell
+# log and the notebook kernels' warnings too.
 PROFILE ?= smoke
 DATA    ?=
 PARAMS  ?=
 NPROC   ?= 1
+VERBOSE ?=
+VERBOSE_FLAG := $(if $(filter-out 0,$(VERBOSE)),-v)
+# PARAMS reaches the command through the environment, exactly as typed: re-quoting it here ("$(PARAMS)") would
+# strip the quotes of PARAMS='table1.external_runs=["a","b"]'
+export PARAMS
 reproduce: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --nproc $(NPROC)
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" --nproc $(NPROC) $(VERBOSE_FLAG)
 
 # Re-render the book from the executed notebooks (no stage runs).
 book: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --book-only
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" --book-only
 
-# make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3 seeds, table + chart
+# make ablations: the offline smoke ablation (built-in sample photos, 2 seeds; minutes on a CPU), as make reproduce
+# runs it. make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3
+# seeds on voc-mini; PROFILE=study: the study-scale ablation. Results: results/<profile>/ablation/ (printed at the end).
 ablations: setup
-	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
+	$(PY) -m colorgan ablations --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" $(VERBOSE_FLAG)
 
 # PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
 data-voc: setup

@@ -142,9 +142,13 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                            help="train each stage on N data-parallel processes (torchrun; one per GPU)")
 
     ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
-    ablations.add_argument("--profile", default="ablation-mini", help="ablation-mini (default), smoke or paper")
+    ablations.add_argument("--profile", default="smoke", help="smoke (default, offline), ablation-mini (voc-mini), "
+                           "study or paper")
     ablations.add_argument("--data", default="", help="data folder for profiles that need one")
     ablations.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+    for pipeline_parser in (reproduce, ablations):
+        pipeline_parser.add_argument("-v", "--verbose", action="store_true",
+                                     help="also show papermill's per-cell log and the notebook kernels' warnings")
 
     data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
     data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
@@ -208,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # under torchrun the other ranks only report problems
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(levelname)s {f'[rank {ctx.rank}] ' if ctx.enabled else ''}%(name)s: %(message)s")
+    # papermill logs every cell at INFO: the pipeline's stage lines say enough unless -v asks for more
+    logging.getLogger("papermill").setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
@@ -336,11 +342,18 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         html = pipeline.build_book(p)
     else:
         nproc = stage_processes(getattr(args, "nproc", 1))
-        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc)
+        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc, verbose=args.verbose)
         for stage, state in outcome.items():
             print(f"  {stage:<18} {state}")
         html = p.out_dir / "html-build" / "_build" / "html"
+    if kind == "ablations":
+        print(f"ablation results: {pipeline.repo_relative(p.out_dir / 'ablation')}/ (tables, chart, verdicts)")
     print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
+    folders = pipeline.override_folders(p.profile)
+    if folders:
+        print(f"results of {p.profile} with PARAMS (each folder's params.json holds its overrides):")
+        for folder, overrides in folders:
+            print(f"  {pipeline.repo_relative(folder)}  " + " ".join(f"{k}={v!r}" for k, v in overrides.items()))
     return 0
 
 

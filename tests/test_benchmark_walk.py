@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +16,14 @@ from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorgan import report
+from colorgan import pipeline, report
 from colorgan.cli import METHODS, main
 from colorgan.metrics import GRAYSCALE
 from colorgan.testset import prepare, walk
 from tests.conftest import write_images
 from tests.test_score import folder_run, no_hub_weights  # noqa: F401 -- fixtures shared with test_score
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def skimage_gray(rgb8: np.ndarray) -> np.ndarray:
@@ -152,3 +157,46 @@ def test_table1_says_when_an_external_row_is_on_other_images(folder_run, tmp_pat
     table, _ = report.table1([str(run_dir)], METHODS, device="cpu", external_runs=[str(tmp_path / "s")])
     assert table.set_index("Method").loc["Tool", report.APART] == \
         "scored at 32² on 5 other images; the runs: 32² on 5 images"
+
+
+# ------------------------------------------------------------------------------------- PARAMS through make
+
+
+@pytest.mark.parametrize("typed", ["[a,b]", '["a","b"]', "['a','b']"])
+def test_make_hands_params_lists_to_the_parser_as_typed(typed: str):
+    """Fails on the old Makefile for '["a","b"]' (its quotes re-quoted away) and on the old parser for '[a,b]'."""
+    echo = f"{sys.executable} -c 'import json, sys; print(json.dumps(sys.argv))'"  # stands for the python make runs
+    completed = subprocess.run(["make", "--no-print-directory", "-o", "no-stamp", "reproduce", "STAMP=no-stamp",
+                                f"PY={echo}", f"PARAMS=table1.external_runs={typed} table1.protocol=resize"],
+                               cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    argv = json.loads(completed.stdout.splitlines()[-1])
+    params = argv[argv.index("--params") + 1]
+    assert pipeline.parse_overrides(params) == {"table1.external_runs": ["a", "b"], "table1.protocol": "resize"}
+
+
+# ----------------------------------------------------------------------------------------- quiet output
+
+
+def test_notebook_kernels_are_quiet_unless_verbose(tmp_path: Path, capfd):
+    """Fails on the old code: every stage's kernel printed 'running over TCP without encryption'."""
+    import nbformat
+
+    source = tmp_path / "tiny.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})],
+                                        metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                 "display_name": "Python 3"}})
+    nbformat.write(notebook, source)
+    warnings = {}
+    for verbose in (False, True):
+        pipeline.execute_notebook(source, tmp_path / f"out-{verbose}.ipynb", {"x": 2}, verbose=verbose)
+        warnings[verbose] = "without encryption" in capfd.readouterr().err
+    assert warnings == {False: False, True: True}
+
+
+def test_papermill_cell_log_only_with_verbose():
+    """Fails on the old code: papermill's per-cell INFO lines went to the terminal."""
+    for argv, level in ((["ablations", "--profile", "no-such"], logging.WARNING),
+                        (["ablations", "--profile", "no-such", "-v"], logging.INFO)):
+        assert main(argv) == 2  # the unknown profile stops it before any work
+        assert logging.getLogger("papermill").level == level
