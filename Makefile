@@ -17,7 +17,7 @@ ENV    ?= $(VENV)
 PY     := $(ENV)/bin/python
 STAMP  := $(ENV)/$(if $(filter $(VENV),$(ENV)),.installed-stamp,.colorgan-repro-installed)
 
-.PHONY: setup browser test test-fast reproduce book ablations bench gpu-check data-voc data-voc-mini clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations bench bench-cli gpu-check data-voc data-voc-mini clean-cache
 
 setup: $(STAMP)
 	@echo "environment: $(ENV)"
@@ -85,6 +85,11 @@ data-voc-mini: setup
 # on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"
 bench: setup
 	$(PY) -m colorgan bench $(BENCH_ARGS)
+
+# How fast the command line answers (--help, each command's --help, a mistyped flag): median of 5 fresh starts.
+# BENCH_CLI_ARGS="--repo /path/to/older/checkout" times another checkout (before/after).
+bench-cli: setup
+	$(PY) benchmarks/cli_startup.py $(BENCH_CLI_ARGS)
 
 # One prepared GPU check (<= 8 min on one H100/H200): every speed switch, method and DDP + resume, then the
 # bench -> results/gpu-check/<device>.{json,md}. GPU_CHECK_ARGS=--tiny: the CPU form CI runs.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import os
@@ -20,23 +21,44 @@ import threading
 import time
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from baselines.chromagan import ChromaGANConfig, ChromaGANStep
-from baselines.coltran import ColTranConfig, ColTranStep
-from colorgan import distributed
-from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig, field_default
-from colorgan.feature_nets import INCEPTION_FILE, LPIPS_FILE
-from colorgan.step import ColorGANStep
-from colorgan.testset import PROTOCOLS
-from colorgan.train import RESUMABLE_CHANGES, StepFactory
+# Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
+# baselines), pandas and matplotlib are imported inside the commands that need them.
+from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig, Table1Config, field_default
 
-# method name -> (config class, step factory). Baselines register here (and only here).
-METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
-    "colorgan": (ColorGANConfig, ColorGANStep),
-    "chromagan": (ChromaGANConfig, ChromaGANStep),
-    "coltran": (ColTranConfig, ColTranStep),
-}
+if TYPE_CHECKING:
+    from colorgan import pipeline
+    from colorgan.train import StepFactory
+
+METHOD_NAMES = ("colorgan", "chromagan", "coltran")  # the keys of ``methods()``, known without importing torch
+# how test photos reach a run's size (``testset.PROTOCOLS``, as the Table 1 config lists them)
+PROTOCOLS = next(f.metadata["choices"] for f in dataclasses.fields(Table1Config) if f.name == "protocol")
+
+
+@functools.cache
+def methods() -> dict[str, tuple[type[RunConfig], StepFactory]]:
+    """Method name -> (config class, step factory). Baselines register here (and only here)."""
+    from baselines.chromagan import ChromaGANConfig, ChromaGANStep
+    from baselines.coltran import ColTranConfig, ColTranStep
+    from colorgan.step import ColorGANStep
+
+    registry = {"colorgan": (ColorGANConfig, ColorGANStep), "chromagan": (ChromaGANConfig, ChromaGANStep),
+                "coltran": (ColTranConfig, ColTranStep)}
+    assert tuple(registry) == METHOD_NAMES, "METHOD_NAMES lists the registry's methods"
+    return registry
+
+
+def __getattr__(name: str) -> Any:
+    """``from colorgan.cli import METHODS`` (notebooks, tests): the registry, imported on first use."""
+    if name == "METHODS":
+        return methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def method_config(method: str) -> type[RunConfig]:
+    """A method's config class; ColorGAN's without importing torch (the baselines' live beside their models)."""
+    return ColorGANConfig if method == ColorGANConfig.method else methods()[method][0]
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Params]) -> None:
@@ -80,6 +102,8 @@ def resumed_config(config_cls: type[RunConfig], args: argparse.Namespace) -> Run
     sets another field to a new value is an error naming it. A run_dir without config.json trains from
     scratch with the flags given, as without --resume.
     """
+    from colorgan.train import RESUMABLE_CHANGES
+
     given = given_params(config_cls, args)
     defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}
     run_dir = Path(given.get("run_dir", defaults["run_dir"]))
@@ -104,9 +128,9 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a method; writes a run folder")
-    train.add_argument("--method", choices=sorted(METHODS), default="colorgan")
+    train.add_argument("--method", choices=sorted(METHOD_NAMES), default="colorgan")
     train.add_argument("--params", help="JSON object of config fields (flags override it)")
-    add_config_flags(train, METHODS[method][0])
+    add_config_flags(train, method_config(method))
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM with 95%% intervals on a run's test split")
     evaluate.add_argument("run_dirs", nargs="+", type=Path, help="run folder(s) written by `colorgan train`")
@@ -185,9 +209,10 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inception-weights", default="auto",
-                        help=f"FID Inception: auto (torch hub cache, {INCEPTION_FILE}, if present), off, or a file")
+                        help="FID Inception: auto (its file in the torch hub cache, if present: README, 'Inception "
+                             "and LPIPS weights'), off, or a file")
     parser.add_argument("--lpips-weights", default="auto",
-                        help=f"LPIPS linear weights: auto (torch hub cache, {LPIPS_FILE}, if present), off, or a file")
+                        help="LPIPS linear weights: auto (their file in the torch hub cache, if present), off, or a file")
 
 
 def run_method(run_dir: Path) -> str:
@@ -196,8 +221,8 @@ def run_method(run_dir: Path) -> str:
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     method = json.loads(config_path.read_text()).get("method")
-    if method not in METHODS:
-        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHODS)}")
+    if method not in METHOD_NAMES:
+        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHOD_NAMES)}")
     return method
 
 
@@ -205,9 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # the method decides which config flags exist, so read it first
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method", default="colorgan", choices=sorted(METHODS))
+    pre.add_argument("--method", default="colorgan", choices=sorted(METHOD_NAMES))
     known, _ = pre.parse_known_args(argv)
     args = build_parser(known.method).parse_args(argv)
+    from colorgan import distributed  # torch: after parsing, so that --help and a bad flag answer at once
+
     ctx = distributed.from_environment(os.environ)
     # under torchrun the other ranks only report problems
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
@@ -224,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from colorgan.train import train
 
-    config_cls, build_step = METHODS[args.method]
+    from colorgan import distributed
+
+    config_cls, build_step = methods()[args.method]
     # validated here, before any data is read
     cfg = resumed_config(config_cls, args) if args.resume else config_from_args(config_cls, args)
     ctx = distributed.from_environment(os.environ)
@@ -249,7 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          "(a run's own split is always prepared as it was trained, by resizing)")
     test_name = (args.name or test_set_name(args.data_root, args.protocol)) if args.data else None
     for run_dir in args.run_dirs:
-        config_cls, build_step = METHODS[run_method(run_dir)]
+        config_cls, build_step = methods()[run_method(run_dir)]
         _, summary = evaluate_run(run_dir, config_cls, build_step, args.device, args.batch_size, args.diversity,
                                   test_root=args.data_root, protocol=args.protocol, test_name=test_name,
                                   inception_weights=args.inception_weights, lpips_weights=args.lpips_weights)
@@ -311,7 +340,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorgan.evaluate import checkpoint_digest
 
     method = run_method(args.run)
-    config_cls, build_step = METHODS[method]
+    config_cls, build_step = methods()[method]
     device = runtime.select_device(args.device)
     cfg, step, checkpoint_step = load_trained(args.run, config_cls, build_step, device, inference_only=True)
     record = {"name": f"{method} ({Path(args.run).resolve().name}, step {checkpoint_step})",
@@ -337,7 +366,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     started = time.monotonic()
     kind = "ablations" if args.command == "ablations" else "reproduce"
     # every stage's parameters are validated here, before any notebook runs
-    p = pipeline.plan(args.profile, METHODS, args.data, pipeline.parse_overrides(args.params), kind=kind)
+    p = pipeline.plan(args.profile, methods(), args.data, pipeline.parse_overrides(args.params), kind=kind)
     if getattr(args, "book_only", False):
         html = pipeline.build_book(p)
     else:
@@ -363,10 +392,10 @@ def stage_processes(nproc: int) -> dict[str, int]:
         raise ValueError(f"--nproc: {nproc} is not allowed; give 1 or more processes")
     if nproc == 1:
         return {}
-    single = [name for name, (_, factory) in METHODS.items() if not hasattr(factory, "distribute")]
+    single = [name for name, (_, factory) in methods().items() if not hasattr(factory, "distribute")]
     if single:
         print(f"note: {', '.join(single)} train(s) in one process (no data-parallel step); the others on {nproc}")
-    return {f"train_{name}": nproc for name in METHODS if name not in single}
+    return {f"train_{name}": nproc for name in methods() if name not in single}
 
 
 def _duration(seconds: float | None) -> str:
@@ -457,7 +486,7 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     from colorgan.gpu_check import format_markdown, run_gpu_check, write_report
 
     cfg = config_from_args(GpuCheckConfig, args)
-    record = run_gpu_check(cfg, METHODS)
+    record = run_gpu_check(cfg, methods())
     json_path, md_path = write_report(record, cfg)
     print(format_markdown(record))
     print(f"wrote {json_path} and {md_path}")

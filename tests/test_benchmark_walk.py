@@ -200,3 +200,25 @@ def test_papermill_cell_log_only_with_verbose():
                         (["ablations", "--profile", "no-such", "-v"], logging.INFO)):
         assert main(argv) == 2  # the unknown profile stops it before any work
         assert logging.getLogger("papermill").level == level
+
+
+# ------------------------------------------------------------------------------ a CLI that answers at once
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["score", "--help"], ["evaluate", "--help"],
+                                  ["reproduce", "--help"], ["train", "--no-such-flag"]])
+def test_help_and_bad_flags_import_nothing_heavy(argv: list[str]):
+    """Fails on the old code, which imported torch, torchvision (the baselines), pandas and matplotlib before parsing
+    (5 s a call on this CPU; `make bench-cli` times it, no test does)."""
+    probe = ("import sys\nfrom colorgan.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'matplotlib') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", probe, *argv], cwd=REPO, capture_output=True, text=True,
+                               timeout=120)
+    assert completed.stdout.splitlines()[-1] == "[]", completed.stdout + completed.stderr
+
+
+def test_the_cli_protocols_are_the_test_sets():
+    from colorgan import cli, testset
+
+    assert tuple(cli.PROTOCOLS) == testset.PROTOCOLS
+    assert tuple(cli.methods()) == cli.METHOD_NAMES
