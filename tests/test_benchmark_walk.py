@@ -222,3 +222,22 @@ def test_the_cli_protocols_are_the_test_sets():
 
     assert tuple(cli.PROTOCOLS) == testset.PROTOCOLS
     assert tuple(cli.methods()) == cli.METHOD_NAMES
+
+
+# ------------------------------------------------------------------------------- the ablation, offline
+
+
+def test_make_ablations_runs_the_offline_smoke_ablation(tmp_path: Path):
+    """Fails on the old Makefile, which turned the default profile into ablation-mini (voc-mini, not on a fresh clone)."""
+    def command(*variables: str) -> str:
+        completed = subprocess.run(["make", "-n", "--no-print-directory", "ablations", *variables], cwd=REPO,
+                                   capture_output=True, text=True, timeout=60)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout.splitlines()[-1]
+
+    assert "colorgan ablations --profile smoke " in command()
+    planned = pipeline.plan("smoke", METHODS, overrides={}, results_root=tmp_path, kind="ablations")
+    assert planned.params["ablations"]["base"]["data"] == "samples"  # the built-in photos: nothing to fetch
+    assert "colorgan ablations --profile ablation-mini " in command("PROFILE=ablation-mini")
+    with pytest.raises(FileNotFoundError, match="voc-mini"):  # still needs voc-mini, and says how to get it
+        pipeline.plan("ablation-mini", METHODS, str(tmp_path / "no-voc-mini"), {}, tmp_path, kind="ablations")
