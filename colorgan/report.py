@@ -23,8 +23,9 @@ from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
 from colorgan.config import DataConfig, RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.evaluate import eval_dir, evaluate_or_reuse, test_set_name
-from colorgan.testset import load_test_folder
 from colorgan.metrics import GRAYSCALE, bootstrap_ci
+from colorgan.score import ground_truth_digest
+from colorgan.testset import load_test_folder
 from colorgan.train import StepFactory, load_trained
 
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
@@ -289,7 +290,7 @@ def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0
     table[APART] = [apart.get(i, "") for i in range(len(table))]
     order = {name: i for i, name in enumerate(["ColorGAN", "ChromaGAN", "ColTran", GRAYSCALE])}
     # rows scored on other images, sizes or protocols go below the runs, never ranked among them
-    table = table.sort_values(["Method"], key=lambda s: s.map(lambda m: order.get(m, 50))).reset_index(drop=True)
+    table = table.sort_values("Method", key=lambda s: s.map(lambda m: order.get(m, 50))).reset_index(drop=True)
     table = pd.concat([table[table[APART] == ""], table[table[APART] != ""]], ignore_index=True)
     return table, pd.concat(per_image_all, ignore_index=True)
 
@@ -300,8 +301,6 @@ APART = "scored apart (why)"
 
 def _runs_scored_set(image_size: int, names: list[str], test_root: str, protocol: str) -> dict[str, Any]:
     """The runs' scored set: their size, protocol, image keys and (on a test_root) the ground-truth digest."""
-    from colorgan.score import ground_truth_digest
-
     keys = sorted(_stem(n) for n in names)
     digest = ground_truth_digest({_stem(n): Path(test_root).expanduser() / n for n in names}) if test_root else None
     return {"image_size": [image_size, image_size], "protocol": protocol if test_root else "resize",
@@ -329,7 +328,7 @@ def _apart_reason(scored: dict[str, Any], runs: dict[str, Any]) -> str:
         width, height = s["image_size"] or ("?", "?")
         size = f"{width}²" if width == height else f"{width}×{height}"
         protocol = "" if same_protocol else f" ({s['protocol']})"
-        return f"{size}{protocol} on {s['num_images']} {'other ' if other_images else ''}images"
+        return f"{size}{protocol} on {s['num_images']} images" + (", not the runs'" if other_images else "")
 
     return f"scored at {described(scored, not same_images)}; the runs: {described(runs, False)}"
 

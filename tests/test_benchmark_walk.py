@@ -156,7 +156,7 @@ def test_table1_says_when_an_external_row_is_on_other_images(folder_run, tmp_pat
     assert main(["score", str(tmp_path / "tool"), str(other), "--name", "Tool", "-o", str(tmp_path / "s")]) == 0
     table, _ = report.table1([str(run_dir)], METHODS, device="cpu", external_runs=[str(tmp_path / "s")])
     assert table.set_index("Method").loc["Tool", report.APART] == \
-        "scored at 32² on 5 other images; the runs: 32² on 5 images"
+        "scored at 32² on 5 images, not the runs'; the runs: 32² on 5 images"
 
 
 # ------------------------------------------------------------------------------------- PARAMS through make
