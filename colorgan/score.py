@@ -237,7 +237,7 @@ def score_folders(pred_dir: Path | str, gt_dir: Path | str, name: str | None = N
         summary[column] = [value if method == name else np.nan for method in summary.method]
     warnings = colorize_mismatches(made_by, size, protocol) if made_by else []
     for line in warnings:
-        log.warning("%s: %s", pred_dir, line)
+        log.debug("%s: %s", pred_dir, line)  # cli.py prints the lines
     pred_files = [pairs[k][0] for k in scored]
     gt_files = [pairs[k][1] for k in scored]
     record = {
