@@ -642,7 +642,7 @@ def build_book(p: Plan) -> Path:
     if completed.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
     html = p.out_dir / "html-build" / "_build" / "html"
-    log.info("book: %s", html / "index.html")
+    log.debug("book: %s", html / "index.html")  # cli.py prints the path once, with the time
     return html
 
 
