@@ -17,7 +17,7 @@ ENV    ?= $(VENV)
 PY     := $(ENV)/bin/python
 STAMP  := $(ENV)/$(if $(filter $(VENV),$(ENV)),.installed-stamp,.colorgan-repro-installed)
 
-.PHONY: setup browser test test-fast reproduce book ablations rejudge bench gpu-check data-voc data-voc-mini clean-cache
+.PHONY: setup browser test test-fast reproduce book ablations rejudge bench bench-cli gpu-check data-voc data-voc-mini clean-cache
 
 setup: $(STAMP)
 	@echo "environment: $(ENV)"
@@ -46,22 +46,30 @@ browser:
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4]
-# NPROC: train each stage on N data-parallel processes (torchrun, one per GPU)
+# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4] [VERBOSE=1]
+# NPROC: train each stage on N data-parallel processes (torchrun, one per GPU). VERBOSE=1: papermill's per-cell
+# log and the notebook kernels' warnings too.
 PROFILE ?= smoke
 DATA    ?=
 PARAMS  ?=
 NPROC   ?= 1
+VERBOSE ?=
+VERBOSE_FLAG := $(if $(filter-out 0,$(VERBOSE)),-v)
+# PARAMS reaches the command through the environment, exactly as typed: re-quoting it here ("$(PARAMS)") would
+# strip the quotes of PARAMS='table1.external_runs=["a","b"]'
+export PARAMS
 reproduce: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --nproc $(NPROC)
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" --nproc $(NPROC) $(VERBOSE_FLAG)
 
 # Re-render the book from the executed notebooks (no stage runs).
 book: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --book-only
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" --book-only
 
-# make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3 seeds, table + chart
+# make ablations: the offline smoke ablation (built-in sample photos, 2 seeds; minutes on a CPU), as make reproduce
+# runs it. make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3
+# seeds on voc-mini; PROFILE=study: the study-scale ablation. Results: results/<profile>/ablation/ (printed at the end).
 ablations: setup
-	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
+	$(PY) -m colorgan ablations --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" $(VERBOSE_FLAG)
 
 # Re-judge the committed study from results/study/per_image_metrics.csv (no training): its tables and verdicts by
 # today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block
@@ -82,6 +90,11 @@ data-voc-mini: setup
 # on a GPU at the paper's 256x256. More: make bench BENCH_ARGS="--batch-size 64 --tag b64"
 bench: setup
 	$(PY) -m colorgan bench $(BENCH_ARGS)
+
+# How fast the command line answers (--help, each command's --help, a mistyped flag): median of 5 fresh starts.
+# BENCH_CLI_ARGS="--repo /path/to/older/checkout" times another checkout (before/after).
+bench-cli: setup
+	$(PY) benchmarks/cli_startup.py $(BENCH_CLI_ARGS)
 
 # One prepared GPU check: every speed switch, method and DDP + resume, then the bench, each section in a child
 # process stopped at its deadline, so the whole check ends within a hard limit (8 min; --time-budget-minutes).

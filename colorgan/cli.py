@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import functools
 import json
 import logging
 import os
@@ -19,23 +21,44 @@ import threading
 import time
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from baselines.chromagan import ChromaGANConfig, ChromaGANStep
-from baselines.coltran import ColTranConfig, ColTranStep
-from colorgan import distributed
-from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig, field_default
-from colorgan.feature_nets import INCEPTION_FILE, LPIPS_FILE
-from colorgan.step import ColorGANStep
-from colorgan.testset import PROTOCOLS
-from colorgan.train import RESUMABLE_CHANGES, StepFactory
+# Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
+# baselines), pandas and matplotlib are imported inside the commands that need them.
+from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig, Table1Config, field_default
 
-# method name -> (config class, step factory). Baselines register here (and only here).
-METHODS: dict[str, tuple[type[RunConfig], StepFactory]] = {
-    "colorgan": (ColorGANConfig, ColorGANStep),
-    "chromagan": (ChromaGANConfig, ChromaGANStep),
-    "coltran": (ColTranConfig, ColTranStep),
-}
+if TYPE_CHECKING:
+    from colorgan import pipeline
+    from colorgan.train import StepFactory
+
+METHOD_NAMES = ("colorgan", "chromagan", "coltran")  # the keys of ``methods()``, known without importing torch
+# how test photos reach a run's size (``testset.PROTOCOLS``, as the Table 1 config lists them)
+PROTOCOLS = next(f.metadata["choices"] for f in dataclasses.fields(Table1Config) if f.name == "protocol")
+
+
+@functools.cache
+def methods() -> dict[str, tuple[type[RunConfig], StepFactory]]:
+    """Method name -> (config class, step factory). Baselines register here (and only here)."""
+    from baselines.chromagan import ChromaGANConfig, ChromaGANStep
+    from baselines.coltran import ColTranConfig, ColTranStep
+    from colorgan.step import ColorGANStep
+
+    registry = {"colorgan": (ColorGANConfig, ColorGANStep), "chromagan": (ChromaGANConfig, ChromaGANStep),
+                "coltran": (ColTranConfig, ColTranStep)}
+    assert tuple(registry) == METHOD_NAMES, "METHOD_NAMES lists the registry's methods"
+    return registry
+
+
+def __getattr__(name: str) -> Any:
+    """``from colorgan.cli import METHODS`` (notebooks, tests): the registry, imported on first use."""
+    if name == "METHODS":
+        return methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def method_config(method: str) -> type[RunConfig]:
+    """A method's config class; ColorGAN's without importing torch (the baselines' live beside their models)."""
+    return ColorGANConfig if method == ColorGANConfig.method else methods()[method][0]
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls: type[Params]) -> None:
@@ -79,6 +102,8 @@ def resumed_config(config_cls: type[RunConfig], args: argparse.Namespace) -> Run
     sets another field to a new value is an error naming it. A run_dir without config.json trains from
     scratch with the flags given, as without --resume.
     """
+    from colorgan.train import RESUMABLE_CHANGES
+
     given = given_params(config_cls, args)
     defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}
     run_dir = Path(given.get("run_dir", defaults["run_dir"]))
@@ -103,9 +128,9 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a method; writes a run folder")
-    train.add_argument("--method", choices=sorted(METHODS), default="colorgan")
+    train.add_argument("--method", choices=sorted(METHOD_NAMES), default="colorgan")
     train.add_argument("--params", help="JSON object of config fields (flags override it)")
-    add_config_flags(train, METHODS[method][0])
+    add_config_flags(train, method_config(method))
 
     evaluate = commands.add_parser("evaluate", help="PSNR/SSIM with 95%% intervals on a run's test split")
     evaluate.add_argument("run_dirs", nargs="+", type=Path, help="run folder(s) written by `colorgan train`")
@@ -146,9 +171,13 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
                            help="train each stage on N data-parallel processes (torchrun; one per GPU)")
 
     ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
-    ablations.add_argument("--profile", default="ablation-mini", help="ablation-mini (default), smoke or paper")
+    ablations.add_argument("--profile", default="smoke", help="smoke (default, offline), ablation-mini (voc-mini), "
+                           "study or paper")
     ablations.add_argument("--data", default="", help="data folder for profiles that need one")
     ablations.add_argument("--params", default="", help="overrides as 'name=value name=value'")
+    for pipeline_parser in (reproduce, ablations):
+        pipeline_parser.add_argument("-v", "--verbose", action="store_true",
+                                     help="also show papermill's per-cell log and the notebook kernels' warnings")
 
     data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
     data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
@@ -185,9 +214,10 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inception-weights", default="auto",
-                        help=f"FID Inception: auto (torch hub cache, {INCEPTION_FILE}, if present), off, or a file")
+                        help="FID Inception: auto (its file in the torch hub cache, if present: README, 'Inception "
+                             "and LPIPS weights'), off, or a file")
     parser.add_argument("--lpips-weights", default="auto",
-                        help=f"LPIPS linear weights: auto (torch hub cache, {LPIPS_FILE}, if present), off, or a file")
+                        help="LPIPS linear weights: auto (their file in the torch hub cache, if present), off, or a file")
 
 
 def add_convention_flag(parser: argparse.ArgumentParser) -> None:
@@ -206,8 +236,8 @@ def run_method(run_dir: Path) -> str:
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     method = json.loads(config_path.read_text()).get("method")
-    if method not in METHODS:
-        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHODS)}")
+    if method not in METHOD_NAMES:
+        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHOD_NAMES)}")
     return method
 
 
@@ -215,13 +245,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # the method decides which config flags exist, so read it first
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method", default="colorgan", choices=sorted(METHODS))
+    pre.add_argument("--method", default="colorgan", choices=sorted(METHOD_NAMES))
     known, _ = pre.parse_known_args(argv)
     args = build_parser(known.method).parse_args(argv)
+    from colorgan import distributed  # torch: after parsing, so that --help and a bad flag answer at once
+
     ctx = distributed.from_environment(os.environ)
     # under torchrun the other ranks only report problems
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(levelname)s {f'[rank {ctx.rank}] ' if ctx.enabled else ''}%(name)s: %(message)s")
+    # papermill logs every cell at INFO: the pipeline's stage lines say enough unless -v asks for more
+    logging.getLogger("papermill").setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, OSError, RuntimeError) as err:
@@ -232,7 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from colorgan.train import train
 
-    config_cls, build_step = METHODS[args.method]
+    from colorgan import distributed
+
+    config_cls, build_step = methods()[args.method]
     # validated here, before any data is read
     cfg = resumed_config(config_cls, args) if args.resume else config_from_args(config_cls, args)
     ctx = distributed.from_environment(os.environ)
@@ -265,7 +301,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          "(a run's own split is always prepared as it was trained, by resizing)")
     test_name = (args.name or test_set_name(args.data_root, args.protocol)) if args.data else None
     for run_dir in args.run_dirs:
-        config_cls, build_step = METHODS[run_method(run_dir)]
+        config_cls, build_step = methods()[run_method(run_dir)]
         _, summary = evaluate_run(run_dir, config_cls, build_step, args.device, args.batch_size, args.diversity,
                                   test_root=args.data_root, protocol=args.protocol, test_name=test_name,
                                   inception_weights=args.inception_weights, lpips_weights=args.lpips_weights,
@@ -299,12 +335,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = save_score(result, args.output or Path("results") / "score" / result.record["method"])
     for line in result.problems:
         print(f"skipped: {line}", file=sys.stderr)
-    print(f"{result.record['provenance']}, ground truth {args.gt_dir}, protocol {args.protocol} -> {out}")
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    made_by = result.record.get("colorize")
+    named = f" (row name from {args.pred_dir / 'colorize.json'})" if made_by and not args.name else ""
+    print(f"{result.record['provenance']}, ground truth {args.gt_dir}, protocol {args.protocol} -> {out}{named}")
     print(format_summary(result.summary, summary_columns(args.convention)))
+    print(format_vs_gray(result.record["method"], result.record["vs_gray"]))
     if result.problems:
         print(f"{len(result.problems)} file(s) skipped (listed above); the other {result.record['num_images']} "
               "were scored", file=sys.stderr)
     return 1 if result.problems else 0
+
+
+def format_vs_gray(name: str, deltas: dict[str, float]) -> str:
+    """'name vs grayscale (same images, paired 95% interval): PSNR +1.234 dB [0.9, 1.5], ...'."""
+    units = {"psnr": ("PSNR", " dB", 3), "ssim": ("SSIM", "", 4), "ciede2000": ("ΔE00", "", 2),
+             "lpips": ("LPIPS", "", 4)}
+    parts = [f"{label} {deltas[f'{k}_vs_gray']:+.{d}f}{unit} [{deltas[f'{k}_vs_gray_low']:+.{d}f}, "
+             f"{deltas[f'{k}_vs_gray_high']:+.{d}f}]"
+             for k, (label, unit, d) in units.items() if f"{k}_vs_gray" in deltas]
+    return f"{name} minus grayscale (same images, paired 95% interval): " + "; ".join(parts)
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
@@ -312,11 +363,18 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from colorgan.inference import colorize_files
     from colorgan.train import load_trained
 
-    config_cls, build_step = METHODS[run_method(args.run)]
+    from colorgan.evaluate import checkpoint_digest
+
+    method = run_method(args.run)
+    config_cls, build_step = methods()[method]
     device = runtime.select_device(args.device)
-    cfg, step, _ = load_trained(args.run, config_cls, build_step, device, inference_only=True)
+    cfg, step, checkpoint_step = load_trained(args.run, config_cls, build_step, device, inference_only=True)
+    record = {"name": f"{method} ({Path(args.run).resolve().name}, step {checkpoint_step})",
+              "run": str(Path(args.run).resolve()), "method": method, "checkpoint_step": checkpoint_step,
+              "checkpoint_digest": checkpoint_digest(Path(args.run)), "git_commit": runtime.git_commit(),
+              "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     outcomes = colorize_files(args.inputs, args.output, step.colorize, cfg.image_size, device, args.seed,
-                              protocol=args.protocol, progress=args.progress)
+                              protocol=args.protocol, progress=args.progress, record=record)
     failed = [o for o in outcomes if o.error and not o.skipped]
     skipped = [o for o in outcomes if o.skipped]
     for outcome in outcomes:
@@ -334,16 +392,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     started = time.monotonic()
     kind = "ablations" if args.command == "ablations" else "reproduce"
     # every stage's parameters are validated here, before any notebook runs
-    p = pipeline.plan(args.profile, METHODS, args.data, pipeline.parse_overrides(args.params), kind=kind)
+    p = pipeline.plan(args.profile, methods(), args.data, pipeline.parse_overrides(args.params), kind=kind)
     if getattr(args, "book_only", False):
         html = pipeline.build_book(p)
     else:
         nproc = stage_processes(getattr(args, "nproc", 1))
-        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc)
+        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc, verbose=args.verbose)
         for stage, state in outcome.items():
             print(f"  {stage:<18} {state}")
         html = p.out_dir / "html-build" / "_build" / "html"
+    if kind == "ablations":
+        print(f"ablation results: {pipeline.repo_relative(p.out_dir / 'ablation')}/ (tables, chart, verdicts)")
     print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
+    folders = pipeline.override_folders(p.profile)
+    if folders:
+        print(f"results of {p.profile} with PARAMS (each folder's params.json holds its overrides):")
+        for folder, overrides in folders:
+            print(f"  {pipeline.repo_relative(folder)}  " + " ".join(f"{k}={v!r}" for k, v in overrides.items()))
     return 0
 
 
@@ -353,10 +418,10 @@ def stage_processes(nproc: int) -> dict[str, int]:
         raise ValueError(f"--nproc: {nproc} is not allowed; give 1 or more processes")
     if nproc == 1:
         return {}
-    single = [name for name, (_, factory) in METHODS.items() if not hasattr(factory, "distribute")]
+    single = [name for name, (_, factory) in methods().items() if not hasattr(factory, "distribute")]
     if single:
         print(f"note: {', '.join(single)} train(s) in one process (no data-parallel step); the others on {nproc}")
-    return {f"train_{name}": nproc for name in METHODS if name not in single}
+    return {f"train_{name}": nproc for name in methods() if name not in single}
 
 
 def _duration(seconds: float | None) -> str:
@@ -454,7 +519,7 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     from colorgan.gpu_check_report import format_markdown, report_paths
 
     cfg = config_from_args(GpuCheckConfig, args)
-    record = run_gpu_check(cfg, METHODS)  # writes the record after every section
+    record = run_gpu_check(cfg, methods())  # writes the record after every section
     json_path, md_path = report_paths(record, cfg)
     print(format_markdown(record))
     print(f"wrote {json_path} and {md_path}: {record['status']}")

@@ -1,5 +1,10 @@
 """Colorize users' own photos and folders of any size and mode, keeping their full-resolution L and their alpha
-(or, for scoring, at the model's size prepared like a test set)."""
+(or, for scoring, at the model's size prepared like a test set).
+
+Every output says where it came from: the output folder gets ``colorize.json`` (run, method, checkpoint
+step and digest, commit, protocol, size, seed, time) and each PNG the key facts as text chunks, so that
+``colorgan score`` can name the row and check the protocol, and a stray PNG still tells what made it.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from colorgan.color import AB_SCALE, model_to_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
 from colorgan.data import IMAGE_EXTENSIONS, ImageReadError, read_image, resize_square
 from colorgan.metrics import Colorizer, quantize
 from colorgan.testset import prepare, walk
-from colorgan.runtime import atomic_write_bytes
+from colorgan.runtime import atomic_write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
 BAND_PIXELS = 1 << 20  # full-resolution pixels converted at a time (~50 MB of float temporaries)
+COLORIZE_RECORD = "colorize.json"  # in the output folder: what made the images (``colorize_files``'s record)
+# the record's fields that each PNG carries as a text chunk (prefixed 'colorgan:')
+PNG_FIELDS = ("name", "run", "method", "checkpoint_step", "checkpoint_digest", "git_commit", "protocol",
+              "image_size", "seed", "time")
 
 
 @dataclass
@@ -140,8 +150,18 @@ def folder_jobs(inputs: list[Path], out_dir: Path) -> tuple[list[tuple[Path, Pat
     return jobs, skipped
 
 
+def png_text(record: dict) -> PngInfo:
+    """The record's key facts (``PNG_FIELDS``) as PNG tEXt chunks 'colorgan:<field>'."""
+    info = PngInfo()
+    for key in PNG_FIELDS:
+        if key in record:
+            info.add_text(f"colorgan:{key}", "" if record[key] is None else str(record[key]))
+    return info
+
+
 def colorize_files(paths: list[Path], out_dir: Path, colorize: Colorizer, size: int, device: torch.device,
-                   seed: int = 0, protocol: str | None = None, progress: bool = False) -> list[ColorizeOutcome]:
+                   seed: int = 0, protocol: str | None = None, progress: bool = False,
+                   record: dict | None = None) -> list[ColorizeOutcome]:
     """Colorize each file, and every image under each folder; a file that fails gets one outcome with the
     reason and the rest go on.
 
@@ -149,6 +169,8 @@ def colorize_files(paths: list[Path], out_dir: Path, colorize: Colorizer, size: 
         protocol: None: full resolution, keeping each photo's own L (``colorize_image``); 'resize' or
             'center-crop': the model's size, prepared as ``evaluate`` prepares a test folder
             (``model_size_image``), so ``colorgan score`` of the outputs equals ``evaluate`` on the folder.
+        record: where the outputs come from (run, method, checkpoint, commit, ...): written with protocol,
+            size and seed to ``out_dir/colorize.json``, and its ``PNG_FIELDS`` into every PNG.
     Returns: one outcome per file, in order (skipped non-images included, with output None).
     """
     try:
@@ -157,6 +179,10 @@ def colorize_files(paths: list[Path], out_dir: Path, colorize: Colorizer, size: 
         raise OSError(f"output folder {out_dir}: cannot create it ({err}); choose a writable folder") from None
     from tqdm.auto import tqdm  # imported here: only folder runs need a bar
 
+    record = {**(record or {}), "protocol": protocol, "image_size": size, "seed": seed,
+              "inputs": [str(p) for p in paths]}
+    write_json(out_dir / COLORIZE_RECORD, record)
+    text = png_text(record)
     jobs, skipped = folder_jobs(paths, out_dir)
     # one generator over all files, in the sorted order ``evaluate`` reads a folder: the same noise draws
     generator = torch.Generator().manual_seed(seed)
@@ -168,7 +194,7 @@ def colorize_files(paths: list[Path], out_dir: Path, colorize: Colorizer, size: 
                       else model_size_image(img, colorize, size, protocol, device, generator))
             target.parent.mkdir(parents=True, exist_ok=True)
             # temp file + rename: an interrupted call never leaves a torn PNG that looks finished
-            atomic_write_bytes(target, lambda f: result.save(f, format="PNG"))
+            atomic_write_bytes(target, lambda f: result.save(f, format="PNG", pnginfo=text))
             outcomes.append(ColorizeOutcome(str(path), str(target)))
         except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as err:
             # RuntimeError/MemoryError: e.g. out of (GPU) memory on one huge photo; the others go on

@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import functools
+import glob
 import hashlib
 import json
 import logging
@@ -139,6 +141,7 @@ class Plan:
     stages: list[Stage] = field(default_factory=list)
     # stage -> the runs it trains in order, (label, run_dir): the multi-run stages' progress (study, ablations)
     runs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # PARAMS as parsed (written to params.json)
 
 
 def stages_for(methods: dict[str, tuple[type[RunConfig], Any]]) -> list[Stage]:
@@ -153,18 +156,26 @@ def parse_overrides(text: str) -> dict[str, Any]:
     """'num_epochs=50 lambda_s=0 vgg_weights=random' -> {'num_epochs': 50, 'lambda_s': 0, ...}.
 
     A name applies to every stage that has that field; 'train_colorgan.gen_width=32' to one stage.
+    Lists parse as users type them: ``[a,b]``, ``["a","b"]`` and ``['a','b']`` are all ['a', 'b'].
     """
     overrides = {}
     for item in text.split():
         if "=" not in item:
             raise ValueError(f"PARAMS: {item!r} is not name=value")
         name, raw = item.split("=", 1)
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw  # bare words are strings: vgg_weights=random
-        overrides[name] = value
+        overrides[name] = _literal(raw)
     return overrides
+
+
+def _literal(raw: str) -> Any:
+    """A Python literal, else a bare word as a string (vgg_weights=random); '[a,b]' is a list of such items."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        pass
+    if raw.startswith("[") and raw.endswith("]"):  # bare words in a list: the quotes a shell or make took away
+        return [_literal(part.strip()) for part in raw[1:-1].split(",") if part.strip()]
+    return raw
 
 
 def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_root: str = "",
@@ -186,19 +197,22 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
     # a run with overrides gets its own results folder: the committed results/<profile>/ stays as it is
     out_dir = results_root.resolve() / results_name(profile, overrides)
     # paths recorded in parameters are relative to the repository when they can be (portable records)
-    shown = _shown(out_dir)
+    shown = repo_relative(out_dir)
     default_root = not data_root
     data_root = data_root or DEFAULT_DATA_ROOTS.get(profile, "")
+    given = dict(overrides)  # as typed: the planners below take some apart
     if kind == "ablations":
-        return _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides, default_root)
+        planned = _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides, default_root)
+        return dataclasses.replace(planned, overrides=given)
     if "study" in preset:
-        return _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides, default_root)
-    result = Plan(profile, out_dir, stages=stages_for(methods))
+        planned = _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides, default_root)
+        return dataclasses.replace(planned, overrides=given)
+    result = Plan(profile, out_dir, stages=stages_for(methods), overrides=given)
     _check_overrides(overrides, result.stages)
     _check_data_root(preset["data"]["data"], data_root, default_root)
     # training runs live in the profile's own folder whatever the overrides: they are named by what they
     # compute, so an override that changes only Table 1 reuses them, and one that changes training adds one
-    runs = _shown(results_root.resolve() / profile) / "runs"
+    runs = repo_relative(results_root.resolve() / profile) / "runs"
     for stage in result.stages:
         if stage.name == "data":
             params = {**preset["data"], **({"data_root": data_root} if data_root else {})}
@@ -300,20 +314,34 @@ def file_digest(path: Path) -> str:
 def results_name(profile: str, overrides: dict[str, Any]) -> str:
     """The results folder of a profile run: the profile, plus what PARAMS changed when it changed anything.
 
-    'smoke' without overrides; 'smoke+num_steps=80+seed=3' with them (sorted). Characters a path should
-    not hold become '_', and a long or altered name ends in 8 hex digits of the exact overrides.
+    'smoke' without overrides; 'smoke+num_steps=80+seed=3' with short plain ones (sorted); any other (paths,
+    lists, quotes, long) 'smoke+<8 hex digits of the exact overrides>': ``run`` writes them to the folder's
+    ``params.json``, and ``override_folders`` lists them.
     """
     if not overrides:
         return profile
     readable = "+".join(f"{name}={value}" for name, value in sorted(overrides.items()))
-    safe = re.sub(r"[^A-Za-z0-9._,=+-]", "_", readable)
-    if safe == readable and len(safe) <= 80:
-        return f"{profile}+{safe}"
-    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{profile}+{safe[:60]}-{digest}"
+    if re.fullmatch(r"[A-Za-z0-9._=+-]{1,40}", readable):
+        return f"{profile}+{readable}"
+    return f"{profile}+{hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]}"
 
 
-def _shown(path: Path) -> Path:
+OVERRIDES_RECORD = "params.json"  # in a results folder made with PARAMS: the profile and the overrides
+
+
+def override_folders(profile: str, results_root: Path = REPO_ROOT / "results") -> list[tuple[Path, dict[str, Any]]]:
+    """Every results folder of ``profile`` made with PARAMS, and its overrides (from its ``params.json``)."""
+    found = []
+    for record in sorted(Path(results_root).glob(f"{glob.escape(profile)}+*/{OVERRIDES_RECORD}")):
+        try:
+            found.append((record.parent, json.loads(record.read_text()).get("overrides", {})))
+        except ValueError:
+            continue  # a torn or hand-edited file: the folder is still there, only not listed
+    return found
+
+
+def repo_relative(path: Path) -> Path:
+    """``path`` relative to the repository when it lies inside it (portable records and shorter lines)."""
     return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
 
 
@@ -394,17 +422,20 @@ EventSink = Callable[[Event], None]
 
 def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = None,
         book: bool = True, on_event: EventSink | None = None, nproc: dict[str, int] | None = None,
-        poll_seconds: float = 1.0) -> dict[str, str]:
+        poll_seconds: float = 1.0, verbose: bool = False) -> dict[str, str]:
     """Execute the stages whose key changed, then render the book. Returns {stage: 'ran'|'cached'}.
 
     ``on_event`` receives ``Event``s (from a watcher thread too, every ``poll_seconds``). ``nproc``
     maps a training stage to the number of torchrun processes that train its run before its notebook
     executes (the notebook then reuses the finished run); stages not named train in one process.
+    ``verbose``: the notebook kernels' own warnings too (``execute_notebook``).
     """
-    execute = execute or execute_notebook
+    execute = execute or functools.partial(execute_notebook, verbose=verbose)
     emit = on_event or (lambda event: None)
     notebooks = p.out_dir / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
+    if p.overrides:  # the folder's name is a digest of these: say what they were
+        runtime.write_json(p.out_dir / OVERRIDES_RECORD, {"profile": p.profile, "overrides": p.overrides})
     state_path = p.out_dir / "stages.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
     keys, outcome = {}, {}
@@ -439,12 +470,20 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
     return outcome
 
 
-def execute_notebook(source: Path, output: Path, params: dict[str, Any]) -> None:
-    """Run one notebook with papermill in the repository root (so relative paths match the CLI's)."""
+# The kernel's own log below ERROR: its "running over TCP without encryption" warning (a local kernel that only
+# papermill talks to) would otherwise print at every stage. Errors in cells still fail the stage with their traceback.
+QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
+
+
+def execute_notebook(source: Path, output: Path, params: dict[str, Any], verbose: bool = False) -> None:
+    """Run one notebook with papermill in the repository root (so relative paths match the CLI's).
+
+    ``verbose``: keep the kernel's warnings (else ``QUIET_KERNEL``)."""
     import papermill
 
     papermill.execute_notebook(str(source), str(output), parameters=params, kernel_name="python3",
-                               cwd=str(REPO_ROOT), progress_bar=False, log_output=False)
+                               cwd=str(REPO_ROOT), progress_bar=False, log_output=False,
+                               extra_arguments=[] if verbose else QUIET_KERNEL)
 
 
 def train_with_torchrun(method: str, params: dict[str, Any], nproc: int, log_path: Path) -> None:
@@ -664,7 +703,7 @@ def build_book(p: Plan) -> Path:
     if completed.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
     html = p.out_dir / "html-build" / "_build" / "html"
-    log.info("book: %s", html / "index.html")
+    log.debug("book: %s", html / "index.html")  # cli.py prints the path once, with the time
     return html
 
 

@@ -14,8 +14,10 @@ This module is the one home of the ColorGAN paper's Table 1 (``paper_table1``); 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,10 @@ def same_protocol_as_paper(data: str, image_size: int, num_images: int) -> bool:
     return (data, image_size, num_images) == ("voc", _COLORGAN_TABLE1["image_size"], _COLORGAN_TABLE1["num_images"])
 
 
-def published_table() -> pd.DataFrame:
+def published_table() -> "pd.DataFrame":
     """Every published number with its dataset, protocol, convention and source (the book's and README's table)."""
+    import pandas as pd  # here, not at the top: the CLI reads CONVENTION_CHOICES and must answer at once
+
     rows = [asdict(n) for n in PUBLISHED]
     for row in rows:
         variant = VARIANTS.get(row["convention"])
@@ -168,8 +172,10 @@ def published_table() -> pd.DataFrame:
                                        "image_size", "num_images", "source"])
 
 
-def conventions_table() -> pd.DataFrame:
+def conventions_table() -> "pd.DataFrame":
     """Per convention and quantity: the variant, its column header and its definition."""
+    import pandas as pd
+
     return pd.DataFrame([{"convention": name, "quantity": quantity, "variant": variant,
                           "column": VARIANTS[variant].label, "definition": VARIANTS[variant].definition}
                          for name, table in CONVENTIONS.items() for quantity, variant in table.items()])

@@ -25,6 +25,8 @@ from colorgan.data import ImageSet, load_split
 from colorgan.evaluate import eval_dir, evaluate_or_reuse, test_set_name
 from colorgan.metrics import GRAYSCALE, bootstrap_ci, pooled_psnr, pooled_psnr_ci
 from colorgan.published import VARIANTS, paper_table1, same_protocol_as_paper
+from colorgan.score import ground_truth_digest
+from colorgan.testset import load_test_folder
 from colorgan.train import StepFactory, load_trained
 
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
@@ -275,21 +277,65 @@ def table1(run_dirs: list[str], methods: Methods, num_diversity_samples: int = 0
         num_resamples = record["config"].get("num_bootstrap", 1000)
         for name, group in kept.groupby("method", sort=False):
             rows.append(_table_row(name, group, record, seed, num_resamples, _set_entry(summary, name)))
-    test_stems = sorted(_stem(n) for n in test_names or [])
+    runs_set = _runs_scored_set(records[0]["config"]["image_size"], test_names or [], test_root, protocol)
+    apart = {}  # row index -> why it is not compared with the runs
     for folder in external_runs or []:
         record, per_image, summary = read_score(folder)
         name = record["method"]
-        note = record["provenance"]
-        if sorted(_stem(n) for n in per_image.image) != test_stems:
-            note += "; NOT the runs' test images (other or fewer files), so not comparable row by row"
-        external = {"run_dir": str(folder), "config": {}, "provenance": {"notes": note}, "finished": None,
-                    "eval": record, "external": True}
-        per_image_all.append(per_image.assign(run_dir=str(folder)))
+        per_image = per_image[per_image.method == name]  # a score's own grayscale row is its own reference
+        why = _apart_reason(_external_scored_set(record, per_image), runs_set)
+        external = {"run_dir": str(folder), "config": {}, "provenance": {"notes": record["provenance"]},
+                    "finished": None, "eval": record, "external": True}
+        if why:
+            apart[len(rows)] = why
+        else:  # only rows on the runs' images, size and protocol share the per-image figures
+            per_image_all.append(per_image.assign(run_dir=str(folder)))
         rows.append(_table_row(name, per_image, external, 0, 1000, _set_entry(summary, name)))
     table = pd.DataFrame(rows)
+    table[APART] = [apart.get(i, "") for i in range(len(table))]
     order = {name: i for i, name in enumerate(["ColorGAN", "ChromaGAN", "ColTran", GRAYSCALE])}
+    # rows scored on other images, sizes or protocols go below the runs, never ranked among them
     table = table.sort_values("Method", key=lambda s: s.map(lambda m: order.get(m, 50))).reset_index(drop=True)
+    table = pd.concat([table[table[APART] == ""], table[table[APART] != ""]], ignore_index=True)
     return table, pd.concat(per_image_all, ignore_index=True)
+
+
+# Table 1's column that sets a row apart: '' for rows on the runs' images, size and protocol, else what differs
+APART = "scored apart (why)"
+
+
+def _runs_scored_set(image_size: int, names: list[str], test_root: str, protocol: str) -> dict[str, Any]:
+    """The runs' scored set: their size, protocol, image keys and (on a test_root) the ground-truth digest."""
+    keys = sorted(_stem(n) for n in names)
+    digest = ground_truth_digest({_stem(n): Path(test_root).expanduser() / n for n in names}) if test_root else None
+    return {"image_size": [image_size, image_size], "protocol": protocol if test_root else "resize",
+            "num_images": len(keys), "keys": keys, "ground_truth_digest": digest}
+
+
+def _external_scored_set(record: dict[str, Any], per_image: pd.DataFrame) -> dict[str, Any]:
+    """A ``colorgan score`` folder's scored set (older folders lack 'scored_set': its size and protocol then)."""
+    scored = record.get("scored_set") or {"image_size": record.get("image_size"), "protocol": record.get("protocol")}
+    keys = sorted(_stem(n) for n in per_image.image)
+    return {**scored, "num_images": len(keys), "keys": keys, "ground_truth_digest": scored.get("ground_truth_digest")}
+
+
+def _apart_reason(scored: dict[str, Any], runs: dict[str, Any]) -> str:
+    """'' when ``scored`` is the runs' set (same images, size, protocol), else a heading saying what differs:
+    'scored at 256² on 40 images; the runs: 64² on 40 images'."""
+    digests = (scored["ground_truth_digest"], runs["ground_truth_digest"])
+    # a run's own split has no files to digest: its image names are compared then
+    same_images = scored["keys"] == runs["keys"] and (None in digests or digests[0] == digests[1])
+    same_protocol = scored["protocol"] == runs["protocol"]
+    if list(scored["image_size"] or []) == runs["image_size"] and same_protocol and same_images:
+        return ""
+
+    def described(s: dict[str, Any], other_images: bool) -> str:
+        width, height = s["image_size"] or ("?", "?")
+        size = f"{width}²" if width == height else f"{width}×{height}"
+        protocol = "" if same_protocol else f" ({s['protocol']})"
+        return f"{size}{protocol} on {s['num_images']} images" + (", not the runs'" if other_images else "")
+
+    return f"scored at {described(scored, not same_images)}; the runs: {described(runs, False)}"
 
 
 def read_score(folder: Path | str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
@@ -394,9 +440,35 @@ def save_table1(table: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path | st
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "table1.csv", out_dir / "table1.md", out_dir / "per_image_metrics.csv"]
     table.to_csv(paths[0], index=False)
-    paths[1].write_text(table_markdown(table))
+    paths[1].write_text("\n".join(f"{_apart_heading(why)}{table_markdown(rows)}" for why, rows in table1_blocks(table)))
     per_image.to_csv(paths[2], index=False)
     return paths
+
+
+def table1_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Table 1 as blocks: ('', the runs and the rows on their images, size and protocol), then one
+    (what differs, rows) per other scored set. The column that says why is left out of the blocks."""
+    why = table[APART].fillna("") if APART in table else pd.Series([""] * len(table), index=table.index)
+    rows = table.drop(columns=[APART], errors="ignore")
+    blocks = [("", rows[why == ""])]
+    blocks += [(reason, rows[why == reason]) for reason in dict.fromkeys(why[why != ""])]
+    return blocks
+
+
+def _apart_title(why: str) -> str:
+    return f"Not compared with the runs (other images, size or protocol): {why}"
+
+
+def _apart_heading(why: str) -> str:
+    return f"\n**{_apart_title(why)}**\n\n" if why else ""
+
+
+def table1_html(table: pd.DataFrame) -> Html:
+    """Table 1 for the book: the compared rows, then each row scored on another set below, headed by what differs."""
+    import html
+
+    return Html("".join((f"<p><strong>{html.escape(_apart_title(why))}</strong></p>" if why else "") + html_table(rows)
+                        for why, rows in table1_blocks(table)))
 
 
 def table_markdown(table: pd.DataFrame) -> str:
@@ -837,9 +909,12 @@ def delta_chart(table: pd.DataFrame, higher_is_better: dict[str, bool] | None = 
 
 
 def gallery(run_dirs: list[str], methods: Methods, per_image: pd.DataFrame, num_images: int = 3, seed: int = 0,
-            device: str = "auto") -> plt.Figure:
+            device: str = "auto", test_root: str = "", protocol: str = "resize") -> plt.Figure:
     """Per method, its ``num_images`` worst and best test images by PSNR: the method's colorization above
-    the ground truth, titled with the image and its PSNR (dB)."""
+    the ground truth, titled with the image and its PSNR (dB).
+
+    ``test_root`` / ``protocol``: the folder the runs were scored on (``table1``'s), where the picked images
+    are read from ('' = each run's own test split)."""
     torch_device = runtime.select_device(device)
     fig, axes = plt.subplots(2 * len(run_dirs), 2 * num_images, figsize=(2.4 * 2 * num_images, 4.9 * len(run_dirs)),
                              squeeze=False)
@@ -849,7 +924,8 @@ def gallery(run_dirs: list[str], methods: Methods, per_image: pd.DataFrame, num_
         method = read_run(run_dir)["config"]["method"]
         config_cls, build_step = methods[method]
         cfg, step, _ = load_trained(run_dir, config_cls, build_step, torch_device, inference_only=True)
-        test = load_split(cfg)[1]
+        # the picked images come from the set that was scored, never from another one
+        test = load_test_folder(test_root, cfg.image_size, protocol)[0] if test_root else load_split(cfg)[1]
         scores = per_image[(per_image.method == method) & (per_image.run_dir.astype(str) == str(run_dir))]
         ranked = scores.sort_values("psnr")
         picks = [("worst", r) for r in ranked.head(num_images).itertuples()]
@@ -897,6 +973,7 @@ def headline(out_dir: Path | str) -> str:
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:
     """Table 1 reduced to what a reader compares: method, ours with intervals, the paper's values, and the
     difference to the grayscale reference (PSNR dB / SSIM)."""
+    table = table1_blocks(table)[0][1]  # rows scored on other images, sizes or protocols are not compared
     # tables written before the columns named their convention (e.g. the study's) use the short names
     psnr_col, ssim_col, paper_psnr, paper_ssim = (
         next((c for c in names if c in table), names[-1])

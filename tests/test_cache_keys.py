@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -119,14 +120,24 @@ def test_overrides_write_to_their_own_results_folder(tmp_path):
     assert two.out_dir.name == "smoke+seed=3+train_colorgan.gen_width=16"
 
 
-def test_unsafe_or_long_overrides_get_a_readable_name_and_a_digest(tmp_path):
+def test_unsafe_or_long_overrides_get_a_digest_and_a_params_json(tmp_path):
+    """Fails on the old names (issue 26): 'smoke+variants.noise_std_0.5=__noise_std__0.4_-<digest>', and with
+    paths in PARAMS every path in the folder's name; no file said what the overrides were."""
     overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
     p = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
     name = p.out_dir.name
-    assert name.startswith("smoke+variants.noise_std_0.5=_") and "/" not in name and "'" not in name
+    assert re.fullmatch(r"smoke\+[0-9a-f]{8}", name)
     other = pipeline.results_name("smoke", {"variants.noise_std_0.5": {"noise_std": 0.3}})
-    assert other != name  # the digest tells apart what the readable part shortens alike
+    assert other != name  # the digest tells the overrides apart
     assert p.params["ablations"]["out_dir"].endswith(f"{name}/ablation")  # the ablation's own folder
+    paths = pipeline.parse_overrides("table1.external_runs=['/home/me/score64','/home/me/score256'] "
+                                     "table1.test_root=/home/me/gt")
+    assert re.fullmatch(r"smoke\+[0-9a-f]{8}", pipeline.results_name("smoke", paths))
+    table_only = pipeline.plan("smoke", METHODS, overrides={"table1.num_fig2_images": 2}, results_root=tmp_path)
+    pipeline.run(table_only, execute=lambda source, output, params: output.write_text("{}"), book=False)
+    assert json.loads((table_only.out_dir / "params.json").read_text()) == {
+        "profile": "smoke", "overrides": {"table1.num_fig2_images": 2}}
+    assert pipeline.override_folders("smoke", tmp_path) == [(table_only.out_dir, {"table1.num_fig2_images": 2})]
 
 
 def test_missing_default_voc_mini_says_how_to_build_it(tmp_path, monkeypatch):

@@ -71,8 +71,6 @@ def check_make(words: list[str], clone: Path, tmp_path: Path) -> None:
     if target in ("reproduce", "book", "ablations"):
         profile = variables.get("PROFILE", "smoke")
         kind = "ablations" if target == "ablations" else "reproduce"
-        if kind == "ablations" and profile == "smoke":
-            profile = "ablation-mini"  # the Makefile's mapping
         p = pipeline.plan(profile, cli.METHODS, variables.get("DATA", ""),
                           pipeline.parse_overrides(variables.get("PARAMS", "")), tmp_path / "results", kind=kind)
         assert p.params

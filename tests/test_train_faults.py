@@ -17,7 +17,7 @@ import torch
 
 from colorgan import runtime
 from colorgan import train as train_module
-from colorgan.cli import main
+from colorgan.cli import main, methods
 from colorgan.config import ColorGANConfig
 from colorgan.data import sample_images
 from colorgan.step import ColorGANStep
@@ -186,7 +186,7 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_the_last_good_checkp
 
 def test_non_finite_loss_through_the_cli_is_one_error_line(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(main.__globals__["METHODS"], "colorgan", (type(fast_config(tmp_path)), PoisonedStep))
+    monkeypatch.setitem(methods(), "colorgan", (type(fast_config(tmp_path)), PoisonedStep))
     code = main(["train", *TINY, "--num-steps", "4", "--lambda-p", "0", "--lambda-s", "0", "--log-every", "1",
                  "--run-dir", str(tmp_path / "run")])
     assert code == 2
