@@ -217,7 +217,7 @@ def slurm_executor(ex: ExecutorConfig, cluster: str | None = None) -> Any:
     subprocesses (how the tests exercise this path without Slurm)."""
     import submitit
 
-    executor = submitit.AutoExecutor(folder=Path(ex.jobs_dir) / "%j", cluster=cluster,
+    executor = submitit.AutoExecutor(folder=ex.jobs_dir, cluster=cluster,
                                      slurm_max_num_timeout=ex.max_requeues)
     params: dict[str, Any] = {"timeout_min": ex.time_min, "gpus_per_node": ex.gpus_per_job,
                               "cpus_per_task": ex.cpus_per_job, "tasks_per_node": 1, "nodes": 1,

@@ -148,11 +148,14 @@ def test_submitit_jobs_train_the_runs_and_a_preempted_job_is_requeued_and_resume
     assert executor.train_slurm([quick], ex, cluster="local") == []
     assert (Path(quick.cfg.run_dir) / "finished.json").is_file()
 
-    preempted = stored(tmp_path, num_steps=40, seed=0)
+    preempted = stored(tmp_path, num_steps=100, seed=0)
     handle = executor.slurm_executor(ex, cluster="local").submit(executor.SlurmRun(preempted, 1))
     run_dir = Path(preempted.cfg.run_dir)
-    wait_for(lambda: any((run_dir / "checkpoints").glob("step_*.pt")), what="the first checkpoint")
-    handle._interrupt()  # what Slurm's preemption or time limit sends (USR2), as submitit's own tests do
+    wait_for(lambda: any((run_dir / "checkpoints").glob("step_*.pt")) and executor.worker_pid(run_dir),
+             what="the first checkpoint")
+    # what Slurm sends the job's process before preempting it or at its time limit (submitit's USR2); submitit's
+    # LocalJob._interrupt signals its controller instead, which dies of it and leaves the job running
+    os.kill(executor.worker_pid(run_dir), signal.SIGUSR2)
     assert handle.result() == preempted.cfg.run_dir
     assert (run_dir / "finished.json").is_file()
     assert "requeued" in handle.stderr() and "resumed" in handle.stderr()
