@@ -46,14 +46,21 @@ browser:
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4]
+# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4] [WORKERS=2]
 # NPROC: train each stage on N data-parallel processes (torchrun, one per GPU)
+# WORKERS: independent runs at once (local: 0 = one per GPU, 1 on a CPU); EXECUTOR=slurm: one Slurm job per run
+# (PARTITION, ACCOUNT, TIME_MIN per job, GPUS_PER_JOB); colorgan/executor.py
 PROFILE ?= smoke
 DATA    ?=
 PARAMS  ?=
 NPROC   ?= 1
+WORKERS ?= 0
+EXECUTOR ?= local
+EXECUTOR_FLAGS = --executor $(EXECUTOR) --workers $(WORKERS) $(if $(PARTITION),--partition $(PARTITION)) \
+	$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(TIME_MIN),--time-min $(TIME_MIN)) \
+	$(if $(GPUS_PER_JOB),--gpus-per-job $(GPUS_PER_JOB))
 reproduce: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --nproc $(NPROC)
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$(PARAMS)" --nproc $(NPROC) $(EXECUTOR_FLAGS)
 
 # Re-render the book from the executed notebooks (no stage runs).
 book: setup
@@ -61,7 +68,7 @@ book: setup
 
 # make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3 seeds, table + chart
 ablations: setup
-	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)"
+	$(PY) -m colorgan ablations --profile $(if $(filter smoke,$(PROFILE)),ablation-mini,$(PROFILE)) --data "$(DATA)" --params "$(PARAMS)" $(EXECUTOR_FLAGS)
 
 # Re-judge the committed study from results/study/per_image_metrics.csv (no training): its tables and verdicts by
 # today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block
