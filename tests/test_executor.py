@@ -40,6 +40,7 @@ def wait_for(condition, timeout: float = 120.0, what: str = "") -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_tiny_study_over_two_workers_equals_the_study_in_process(tmp_path):
     """Two seeds trained by 2 worker processes give the numbers of the same study trained in this process, at the
     same thread count (2, as conftest sets): bit-identical weights and per-image metrics."""
@@ -66,6 +67,7 @@ def test_a_tiny_study_over_two_workers_equals_the_study_in_process(tmp_path):
         assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_alone_and_rerunning_resumes_it_and_reuses_the_others(tmp_path):
     killed, other = stored(tmp_path, num_steps=40, seed=0), stored(tmp_path, num_steps=4, seed=1)
     outcome: dict = {}
@@ -98,6 +100,7 @@ def test_a_killed_worker_fails_alone_and_rerunning_resumes_it_and_reuses_the_oth
     assert (run_dir / "finished.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_reported_with_its_log_and_the_others_finish(tmp_path):
     broken = Job("broken", in_store(tiny_config(tmp_path, seed=5), tmp_path / "runs"), broken_step)
     good = stored(tmp_path, seed=1)
@@ -114,6 +117,7 @@ def test_worker_slots_pin_one_gpu_each_or_split_the_cores():
     assert executor.local_slots(ExecutorConfig(workers=2, threads_per_worker=3), 8, 32) == ([0, 1], 3)
 
 
+@pytest.mark.slow
 def test_a_cpu_run_repeats_bit_for_bit_at_one_thread_count_and_drifts_across_counts(tmp_path):
     """What a CPU run's numbers depend on: the thread count (recorded in provenance's device_name) changes the
     order of floating-point sums, so 1 and 2 threads differ from the first steps on, by rounding: after 4 steps
@@ -139,6 +143,7 @@ def test_a_cpu_run_repeats_bit_for_bit_at_one_thread_count_and_drifts_across_cou
 # ------------------------------------------------------------------------------- slurm (submitit)
 
 
+@pytest.mark.slow
 def test_submitit_jobs_train_the_runs_and_a_preempted_job_is_requeued_and_resumes(tmp_path):
     """submitit's local executor: the job path of EXECUTOR=slurm (pickled SlurmRun, signal, checkpoint, requeue)
     in real subprocesses. A preempted job comes back and resumes from its checkpoint."""

@@ -42,6 +42,7 @@ def test_overrides_profiles_and_stages_resolve_one_run_to_one_folder(tmp_path):
     assert not set(changed.runs["study"]) & set(full.runs["study"])  # a change that trains differently: new runs
 
 
+@pytest.mark.slow
 def test_two_overrides_that_share_runs_train_them_once(tmp_path):
     """A study of seeds [0] then one of seeds [0, 1] (another results folder): seed 0 trains once."""
     runs_dir = tmp_path / "runs"
