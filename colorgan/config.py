@@ -473,7 +473,7 @@ class ExecutorConfig(Params):
     executor: str = opt("local", "local: worker processes on this machine; slurm: one job per run (submitit)",
                         choices=EXECUTORS)
     workers: int = opt(0, "local runs at once (0 = one per GPU, or 1 on a CPU)", min=0)
-    threads_per_worker: int = opt(0, "CPU threads of each local worker (0 = the cores split between the workers)",
+    threads_per_worker: int = opt(0, "CPU threads of each local worker (0 = this process's torch threads split between the workers)",
                                   min=0)
     partition: str = opt("", "slurm: partition ('' = the cluster's default)")
     time_min: int = opt(240, "slurm: time limit per job in minutes; a job that reaches it is requeued and resumes",

@@ -102,7 +102,7 @@ def train_runs(jobs: list[Job], ex: ExecutorConfig) -> list[Job]:
 
 
 def local_slots(ex: ExecutorConfig, num_gpus: int, num_cores: int) -> tuple[list[int | None], int]:
-    """(the GPU of each worker slot, None on a CPU; threads per worker).
+    """(the GPU of each worker slot, None on a CPU; threads per worker): ``num_cores`` split between the workers.
 
     Default: one worker per GPU, or 1 on a CPU. More workers than GPUs share GPUs round robin.
     """
@@ -112,14 +112,11 @@ def local_slots(ex: ExecutorConfig, num_gpus: int, num_cores: int) -> tuple[list
     return devices, threads
 
 
-def available_cores() -> int:
-    """CPU cores this process may use (its affinity mask: what a container or Slurm grants, not the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def train_local(jobs: list[Job], ex: ExecutorConfig, poll_seconds: float = 0.5) -> list[Failure]:
     """Train ``jobs`` in worker processes, at most one per slot; returns the failures."""
-    devices, threads = local_slots(ex, torch.cuda.device_count(), available_cores())
+    # torch's own thread count here (physical cores, or OMP_NUM_THREADS): one worker then computes what this
+    # process would, bit for bit (the thread count is part of what a CPU run computes)
+    devices, threads = local_slots(ex, torch.cuda.device_count(), torch.get_num_threads())
     log.info("local executor: %d worker(s), %d thread(s) each%s", len(devices), threads,
              f", GPUs {devices}" if devices[0] is not None else "")
     context = multiprocessing.get_context("spawn")  # a forked child would share the parent's CUDA and thread pools

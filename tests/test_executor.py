@@ -4,6 +4,7 @@ submitit's job path (its local executor: real subprocesses), and what a run's nu
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -166,10 +167,67 @@ def test_submitit_jobs_train_the_runs_and_a_preempted_job_is_requeued_and_resume
     assert "requeued" in handle.stderr() and "resumed" in handle.stderr()
 
 
-@pytest.mark.skipif(shutil.which("sbatch") is None, reason="no Slurm here (sbatch absent); "
-                    "see /work/shared/docs/slurm-one-node.md for a one-node cluster")
-def test_a_real_slurm_trains_a_run(tmp_path):
+def slurm_answers() -> str:
+    """'' when a Slurm controller answers here, else why the real-Slurm test skips."""
+    if shutil.which("sbatch") is None:
+        return "no Slurm here (sbatch absent); .ci/slurm-one-node starts a one-node cluster as root"
+    try:
+        subprocess.run(["sinfo", "-h"], check=True, capture_output=True, timeout=10)
+    except (subprocess.SubprocessError, OSError) as err:
+        return f"sbatch is installed but no Slurm controller answers ({err}); start one with .ci/slurm-one-node"
+    return ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(slurm_answers()), reason=slurm_answers() or "Slurm answers")
+def test_a_real_slurm_trains_the_runs_and_requeues_a_preempted_job(tmp_path):
+    """EXECUTOR=slurm against a real (one-node) Slurm: jobs train the runs; a job signalled as Slurm does before
+    preemption (scancel --signal=USR2) is requeued by submitit through scontrol and resumes from its checkpoint."""
     ex = ExecutorConfig(executor="slurm", gpus_per_job=0, cpus_per_job=1, time_min=10, jobs_dir=str(tmp_path / "jobs"))
-    job = stored(tmp_path, seed=2)
-    assert executor.train_slurm([job], ex) == []
-    assert (Path(job.cfg.run_dir) / "finished.json").is_file()
+    quick = stored(tmp_path, seed=2)
+    assert executor.train_slurm([quick], ex) == []
+    assert (Path(quick.cfg.run_dir) / "finished.json").is_file()
+
+    preempted = stored(tmp_path, num_steps=100, seed=0)
+    handle = executor.slurm_executor(ex).submit(executor.SlurmRun(preempted, 1))
+    run_dir = Path(preempted.cfg.run_dir)
+    wait_for(lambda: any((run_dir / "checkpoints").glob("step_*.pt")), timeout=300, what="the first checkpoint")
+    subprocess.run(["scancel", "--signal=USR2", handle.job_id], check=True)
+    assert handle.result() == preempted.cfg.run_dir
+    assert (run_dir / "finished.json").is_file()
+    assert "resumed" in handle.stderr()
+
+
+@pytest.mark.slow
+def test_the_pipeline_trains_a_stages_runs_with_the_executor_before_its_notebook(tmp_path):
+    """``pipeline.run(executor=...)``: the stage's jobs train in workers first (the notebook then only reuses
+    them), and the progress events count running, done and waiting runs."""
+    from colorgan import pipeline
+
+    jobs = [stored(tmp_path, seed=seed, num_steps=6) for seed in (0, 1)]
+    p = pipeline.Plan("toy", tmp_path / "results", {"study": {}}, [pipeline.Stage("study", StudyConfig)],
+                      {"study": pipeline.job_runs(jobs)}, {"study": jobs})
+    seen_by_notebook = []
+
+    def execute(source: Path, output: Path, params: dict) -> None:
+        seen_by_notebook.extend((Path(j.cfg.run_dir) / "finished.json").is_file() for j in jobs)
+        output.write_text('{"cells": []}')
+
+    events = []
+    pipeline.run(p, execute, book=False, on_event=events.append, poll_seconds=0.05,
+                 executor=ExecutorConfig(workers=2, threads_per_worker=1))
+    assert seen_by_notebook == [True, True]
+    assert all((Path(j.cfg.run_dir) / executor.LOG_FILE).is_file() for j in jobs)  # trained by workers
+    progress = [e.info for e in events if e.kind == "train"]
+    assert progress and all(i["running"] + i["done"] + i["waiting"] == 2 for i in progress)
+    assert all(len(i["in_flight"]) == i["running"] for i in progress)
+
+
+def test_the_cli_builds_the_executor_from_its_flags():
+    from colorgan import cli
+
+    args = cli.build_parser().parse_args(["reproduce", "--profile", "study", "--workers", "2", "--executor", "slurm",
+                                          "--partition", "gpu", "--time-min", "120", "--gpus-per-job", "1"])
+    assert (args.workers, args.executor, args.partition, args.time_min, args.gpus_per_job) == (2, "slurm", "gpu", 120, 1)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["ablations", "--executor", "ray"])
