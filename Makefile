@@ -46,20 +46,27 @@ browser:
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4] [VERBOSE=1]
+# make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4] [WORKERS=2] [VERBOSE=1]
 # NPROC: train each stage on N data-parallel processes (torchrun, one per GPU). VERBOSE=1: papermill's per-cell
 # log and the notebook kernels' warnings too.
+# WORKERS: independent runs at once (local: 0 = one per GPU, 1 on a CPU); EXECUTOR=slurm: one Slurm job per run
+# (PARTITION, ACCOUNT, TIME_MIN per job, GPUS_PER_JOB); colorgan/executor.py
 PROFILE ?= smoke
 DATA    ?=
 PARAMS  ?=
 NPROC   ?= 1
 VERBOSE ?=
 VERBOSE_FLAG := $(if $(filter-out 0,$(VERBOSE)),-v)
+WORKERS ?= 0
+EXECUTOR ?= local
+EXECUTOR_FLAGS = --executor $(EXECUTOR) --workers $(WORKERS) $(if $(PARTITION),--partition $(PARTITION)) \
+	$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(TIME_MIN),--time-min $(TIME_MIN)) \
+	$(if $(GPUS_PER_JOB),--gpus-per-job $(GPUS_PER_JOB))
 # PARAMS reaches the command through the environment, exactly as typed: re-quoting it here ("$(PARAMS)") would
 # strip the quotes of PARAMS='table1.external_runs=["a","b"]'
 export PARAMS
 reproduce: setup
-	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" --nproc $(NPROC) $(VERBOSE_FLAG)
+	$(PY) -m colorgan reproduce --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" --nproc $(NPROC) $(VERBOSE_FLAG) $(EXECUTOR_FLAGS)
 
 # Re-render the book from the executed notebooks (no stage runs).
 book: setup
@@ -69,7 +76,7 @@ book: setup
 # runs it. make ablations PROFILE=ablation-mini [DATA=/path/to/voc-mini, default data/voc-mini]: every variant x 3
 # seeds on voc-mini; PROFILE=study: the study-scale ablation. Results: results/<profile>/ablation/ (printed at the end).
 ablations: setup
-	$(PY) -m colorgan ablations --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" $(VERBOSE_FLAG)
+	$(PY) -m colorgan ablations --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" $(VERBOSE_FLAG) $(EXECUTOR_FLAGS)
 
 # Re-judge the committed study from results/study/per_image_metrics.csv (no training): its tables and verdicts by
 # today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from colorgan import verdicts
-from colorgan.config import ABLATION_EVIDENCE, AblationConfig, ColorGANConfig
+from colorgan.config import ABLATION_EVIDENCE, AblationConfig, ColorGANConfig, ExecutorConfig
 from colorgan.evaluate import evaluate_or_reuse
 from colorgan.metrics import GRAYSCALE
 from colorgan.step import ColorGANStep
-from colorgan.train import run_hash, train_or_reuse
+from colorgan.executor import Job, train_runs
+from colorgan.run_store import in_store, train_in_store
 from colorgan.verdicts import HIGHER_IS_BETTER
 
 log = logging.getLogger(__name__)
@@ -32,24 +33,25 @@ log = logging.getLogger(__name__)
 
 
 def variant_configs(cfg: AblationConfig) -> dict[tuple[str, int], ColorGANConfig]:
-    """Every (variant, seed) as a validated ColorGANConfig with its own hash-named run folder."""
-    configs = {}
-    for name, overrides in cfg.variants.items():
-        for seed in cfg.seeds:
-            params = {**cfg.base, **overrides, "seed": seed, "progress": False}
-            digest = run_hash(ColorGANConfig.from_params(params))  # config + code: an edit trains in a new folder
-            params["run_dir"] = str(Path(cfg.out_dir) / "runs" / f"{name}-s{seed}-{digest}")
-            configs[(name, seed)] = ColorGANConfig.from_params(params)
-    return configs
+    """Every (variant, seed) as a validated ColorGANConfig with its folder in the run store (``cfg.runs_dir``:
+    named by config and code, so an edit trains in a new folder and a variant equal to a study run is that run)."""
+    return {(name, seed): in_store(ColorGANConfig.from_params({**cfg.base, **overrides, "seed": seed, "progress": False}),
+                                   cfg.runs_dir)
+            for name, overrides in cfg.variants.items() for seed in cfg.seeds}
 
 
-def run_ablation(cfg: AblationConfig) -> pd.DataFrame:
-    """Train (or reuse) and evaluate every (variant, seed). Returns per-image metrics with variant and seed."""
+def run_ablation(cfg: AblationConfig, executor: ExecutorConfig | None = None) -> pd.DataFrame:
+    """Train (or reuse) and evaluate every (variant, seed). Returns per-image metrics with variant and seed.
+
+    ``executor`` trains the runs first, in parallel workers or as Slurm jobs (``colorgan.executor``).
+    """
     frames, started = [], time.time()
     configs = variant_configs(cfg)
+    if executor is not None:
+        train_runs([Job(f"{name} seed {seed}", c, ColorGANStep) for (name, seed), c in configs.items()], executor)
     for (name, seed), run_cfg in configs.items():
         log.info("ablation %s, seed %d: %s", name, seed, run_cfg.run_dir)
-        train_or_reuse(run_cfg, ColorGANStep)
+        train_in_store(run_cfg, ColorGANStep)
         diversity = cfg.num_diversity_samples if run_cfg.use_noise else 0
         per_image, _ = evaluate_or_reuse(run_cfg.run_dir, ColorGANConfig, ColorGANStep, run_cfg.device,
                                          num_diversity_samples=diversity)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 # Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
 # baselines), pandas and matplotlib are imported inside the commands that need them.
-from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, Params, RunConfig, Table1Config, field_default
+from colorgan.config import (BenchConfig, ColorGANConfig, ExecutorConfig, GpuCheckConfig, Params, RunConfig,
+                             Table1Config, field_default)
 
 if TYPE_CHECKING:
     from colorgan import pipeline
@@ -169,6 +170,7 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     reproduce.add_argument("--book-only", action="store_true", help="only re-render the book")
     reproduce.add_argument("--nproc", type=int, default=1,
                            help="train each stage on N data-parallel processes (torchrun; one per GPU)")
+    add_config_flags(reproduce, ExecutorConfig)
 
     ablations = commands.add_parser("ablations", help="run the ablation study of a profile and render it")
     ablations.add_argument("--profile", default="smoke", help="smoke (default, offline), ablation-mini (voc-mini), "
@@ -178,6 +180,7 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     for pipeline_parser in (reproduce, ablations):
         pipeline_parser.add_argument("-v", "--verbose", action="store_true",
                                      help="also show papermill's per-cell log and the notebook kernels' warnings")
+    add_config_flags(ablations, ExecutorConfig)
 
     data_voc = commands.add_parser("data-voc", help="fetch and verify PASCAL VOC2012 (torchvision's checksum)")
     data_voc.add_argument("--root", type=Path, default=Path("data"), help="where VOCdevkit/ goes")
@@ -397,7 +400,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         html = pipeline.build_book(p)
     else:
         nproc = stage_processes(getattr(args, "nproc", 1))
-        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc, verbose=args.verbose)
+        executor = ExecutorConfig.from_params({f.name: getattr(args, f.name) for f in dataclasses.fields(ExecutorConfig)
+                                               if getattr(args, f.name, None) is not None})
+        outcome = pipeline.run(p, on_event=ProgressPrinter(sys.stdout), nproc=nproc, executor=executor,
+                               verbose=args.verbose)
         for stage, state in outcome.items():
             print(f"  {stage:<18} {state}")
         html = p.out_dir / "html-build" / "_build" / "html"
@@ -468,10 +474,12 @@ class ProgressPrinter:
             run = f" {info['label']}" if "label" in info else ""
             return f"resuming {stage}{run} at step {info['step']} of {info['total_steps']}"
         if event.kind == "train" and "run" in info:  # a stage of several runs (study, ablations)
-            speed = f"{info['images_per_s']:.0f} img/s" if info["images_per_s"] else "-- img/s"
-            return (f"  {stage} run {info['run']}/{info['runs']} {info['label']} · step {info['step']}/"
-                    f"{info['total_steps']} · {speed} · ETA {_duration(info['eta_s'])} · stage ETA "
-                    f"{_duration(info['stage_eta_s'])}")
+            runs = " | ".join(f"{r['label']} step {r['step']}/{r['total_steps']} "
+                              f"{'%.0f' % r['images_per_s'] if r['images_per_s'] else '--'} img/s "
+                              f"ETA {_duration(r['eta_s'])}" for r in info.get("in_flight") or [info])
+            counts = (f"{info['running']} running · {info['done']} done · {info['waiting']} waiting"
+                      if "running" in info else f"run {info['run']}/{info['runs']}")
+            return f"  {stage} {counts} · {runs} · stage ETA {_duration(info['stage_eta_s'])}"
         if event.kind == "train":
             speed = f"{info['images_per_s']:.1f} img/s" if info["images_per_s"] else "-- img/s"
             terms = " ".join(f"{k}={v:.3g}" for k, v in list(info["terms"].items())[:6])

@@ -445,7 +445,8 @@ class AblationConfig(Params):
     base: dict = opt({}, "ColorGANConfig fields shared by every variant (data, size, steps, widths, ...)")
     num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "noise samples per test image for the diversity metric "
                                                              "(the study's count: diversity depends on it)", min=2)
-    out_dir: str = opt("results/ablations", "where runs, tables and charts go")
+    out_dir: str = opt("results/ablations", "where tables and charts go")
+    runs_dir: str = opt("results/runs", "the run store: every run once, by config and code hash (colorgan.run_store)")
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -460,6 +461,28 @@ class AblationConfig(Params):
                 ColorGANConfig.from_params({**self.base, **overrides})
             except ValueError as err:
                 raise ValueError(f"variants[{name!r}]: {err}") from None
+
+
+EXECUTORS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig(Params):
+    """Where a stage's independent training runs train (``colorgan.executor``): worker processes here, or Slurm jobs."""
+
+    executor: str = opt("local", "local: worker processes on this machine; slurm: one job per run (submitit)",
+                        choices=EXECUTORS)
+    workers: int = opt(0, "local runs at once (0 = one per GPU, or 1 on a CPU)", min=0)
+    threads_per_worker: int = opt(0, "CPU threads of each local worker (0 = this process's torch threads split between the workers)",
+                                  min=0)
+    partition: str = opt("", "slurm: partition ('' = the cluster's default)")
+    time_min: int = opt(240, "slurm: time limit per job in minutes; a job that reaches it is requeued and resumes",
+                        min=1)
+    gpus_per_job: int = opt(1, "slurm: GPUs per job (one run per GPU; 0 = CPU jobs)", min=0)
+    cpus_per_job: int = opt(4, "slurm: CPU cores per job (data loading and the loss network's host work)", min=1)
+    account: str = opt("", "slurm: account to charge ('' = your default)")
+    max_requeues: int = opt(3, "slurm: how often a preempted or timed-out job is requeued", min=0)
+    jobs_dir: str = opt("results/jobs", "job logs and submitit's files (ignored by git)")
 
 
 # The study's checkpoint rules: which weights of each run are scored on the test split (one rule for all methods).
@@ -489,7 +512,8 @@ class StudyConfig(Params):
                                                              "(0 = none; the ablation's count)", min=0)
     num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
     num_bootstrap: int = opt(2000, "bootstrap resamples of test images for every interval", min=100)
-    out_dir: str = opt("results/study", "where runs, tables and figures go")
+    out_dir: str = opt("results/study", "where tables and figures go")
+    runs_dir: str = opt("results/runs", "the run store: every run once, by config and code hash (colorgan.run_store)")
     device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
 
     def __post_init__(self) -> None:

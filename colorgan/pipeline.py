@@ -31,8 +31,11 @@ from typing import Any, Callable
 
 from colorgan import runtime
 from colorgan.config import (ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig, ColorGANConfig,
-                             DataConfig, Params, ReportConfig, RunConfig, StudyConfig, SummaryConfig, Table1Config)
+                             DataConfig, ExecutorConfig, Params, ReportConfig, RunConfig, StudyConfig, SummaryConfig,
+                             Table1Config)
 from colorgan.data import find_voc_images
+from colorgan.executor import Job, train_runs
+from colorgan.run_store import in_store
 from colorgan.source_hash import code_hash
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,8 @@ class Plan:
     # stage -> the runs it trains in order, (label, run_dir): the multi-run stages' progress (study, ablations)
     runs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # PARAMS as parsed (written to params.json)
+    # stage -> its runs as jobs for the executor (colorgan.executor), trained before its notebook reuses them
+    jobs: dict[str, list[Job]] = field(default_factory=dict)
 
 
 def stages_for(methods: dict[str, tuple[type[RunConfig], Any]]) -> list[Stage]:
@@ -202,17 +207,19 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
     data_root = data_root or DEFAULT_DATA_ROOTS.get(profile, "")
     given = dict(overrides)  # as typed: the planners below take some apart
     if kind == "ablations":
-        planned = _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides, default_root)
+        planned = _plan_ablations(profile, preset["ablations"], out_dir, shown, data_root, overrides, default_root,
+                                  repo_relative(results_root.resolve() / "runs"))
         return dataclasses.replace(planned, overrides=given)
     if "study" in preset:
-        planned = _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides, default_root)
+        planned = _plan_study(profile, preset, methods, out_dir, shown, data_root, overrides, default_root,
+                              repo_relative(results_root.resolve() / "runs"))
         return dataclasses.replace(planned, overrides=given)
     result = Plan(profile, out_dir, stages=stages_for(methods), overrides=given)
     _check_overrides(overrides, result.stages)
     _check_data_root(preset["data"]["data"], data_root, default_root)
-    # training runs live in the profile's own folder whatever the overrides: they are named by what they
+    # training runs live in the run store whatever the profile and overrides: they are named by what they
     # compute, so an override that changes only Table 1 reuses them, and one that changes training adds one
-    runs = repo_relative(results_root.resolve() / profile) / "runs"
+    runs = repo_relative(results_root.resolve() / "runs")
     for stage in result.stages:
         if stage.name == "data":
             params = {**preset["data"], **({"data_root": data_root} if data_root else {})}
@@ -228,14 +235,16 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
         params.update({k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith(stage.name + ".")})
         params = {k: v for k, v in params.items() if k in names}
         if stage.name.startswith("train_"):
-            params["run_dir"] = str(runs / f"{stage.name[6:]}-{config_hash(stage.config_cls, params)}")
+            run_cfg = in_store(stage.config_cls.from_params({k: v for k, v in params.items() if k != "run_dir"}), runs)
+            params["run_dir"] = run_cfg.run_dir
+            result.jobs[stage.name] = [Job(stage.name[6:], run_cfg, methods[stage.name[6:]][1])]
         stage.config_cls.from_params(params)  # validate now, before any stage runs
         result.params[stage.name] = params
     return result
 
 
 def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: Path, data_root: str,
-                    overrides: dict[str, Any], default_root: bool = False) -> Plan:
+                    overrides: dict[str, Any], default_root: bool = False, runs_dir: Path = Path("results/runs")) -> Plan:
     """One stage: the ablation notebook. ColorGANConfig overrides go into every variant's base."""
     stage = Stage("ablations", AblationConfig)
     run_fields = {f.name for f in dataclasses.fields(ColorGANConfig)}
@@ -254,17 +263,20 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
     base = {**preset["base"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in overrides.items() if k in run_fields}}
     # the ablation's own folder: its tables, verdicts, evidence and metadata never land on the study's files
-    params = {"base": base, "out_dir": str(shown / ABLATION_DIR), **{k: v for k, v in preset.items() if k != "base"},
+    params = {"base": base, "out_dir": str(shown / ABLATION_DIR), "runs_dir": str(runs_dir),
+              **{k: v for k, v in preset.items() if k != "base"},
               **{k: v for k, v in overrides.items() if k in own_fields}}
     from colorgan.ablation import variant_configs
+    from colorgan.step import ColorGANStep
 
     configs = variant_configs(AblationConfig.from_params(params))
-    runs = [(f"{name} seed {seed}", c.run_dir) for (name, seed), c in configs.items()]
-    return Plan(profile, out_dir, {"ablations": params}, [stage], {"ablations": runs})
+    jobs = [Job(f"{name} seed {seed}", c, ColorGANStep) for (name, seed), c in configs.items()]
+    return Plan(profile, out_dir, {"ablations": params}, [stage], {"ablations": job_runs(jobs)}, {"ablations": jobs})
 
 
 def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[type[RunConfig], Any]], out_dir: Path,
-                shown: Path, data_root: str, overrides: dict[str, Any], default_root: bool = False) -> Plan:
+                shown: Path, data_root: str, overrides: dict[str, Any], default_root: bool = False,
+                runs_dir: Path = Path("results/runs")) -> Plan:
     """data -> study (every method x seed, Table 1, curves, figures) -> summary (verdicts on the claims).
 
     Overrides: StudyConfig fields (``num_images_seen=6400``), ``base.FIELD=value`` for a field every method
@@ -274,7 +286,7 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
 
     stages = [Stage("data", DataConfig), Stage("study", StudyConfig, ("data",)), Stage("summary", SummaryConfig,
                                                                                       ("study",))]
-    study = {**preset["study"], "out_dir": str(shown), "base": dict(preset["study"]["base"]),
+    study = {**preset["study"], "out_dir": str(shown), "runs_dir": str(runs_dir), "base": dict(preset["study"]["base"]),
              "methods": {name: dict(fields) for name, fields in preset["study"]["methods"].items()}}
     if data_root:
         study["base"]["data_root"] = data_root
@@ -302,8 +314,13 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
     params = {"data": data, "study": study, "summary": summary}
     for stage in stages:
         stage.config_cls.from_params(params[stage.name])
-    runs = [(f"{name} seed {seed}", c.run_dir) for (name, seed), c in configs.items()]
-    return Plan(profile, out_dir, params, stages, {"study": runs})
+    jobs = [Job(f"{name} seed {seed}", c, methods[name][1]) for (name, seed), c in configs.items()]
+    return Plan(profile, out_dir, params, stages, {"study": job_runs(jobs)}, {"study": jobs})
+
+
+def job_runs(jobs: list[Job]) -> list[tuple[str, str]]:
+    """(label, run_dir) of each job: what the stage's progress shows."""
+    return [(j.label, j.cfg.run_dir) for j in jobs]
 
 
 def file_digest(path: Path) -> str:
@@ -343,17 +360,6 @@ def override_folders(profile: str, results_root: Path = REPO_ROOT / "results") -
 def repo_relative(path: Path) -> Path:
     """``path`` relative to the repository when it lies inside it (portable records and shorter lines)."""
     return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
-
-
-def config_hash(config_cls: type[Params], params: dict[str, Any]) -> str:
-    """8 hex digits identifying what a run computes: its config (bookkeeping fields excluded) and the code.
-
-    The code's content hash is part of it, so after an edit to colorgan/ or baselines/ a run trains
-    again into a new folder instead of serving numbers that the old code made.
-    """
-    from colorgan.train import run_hash
-
-    return run_hash(config_cls.from_params({k: v for k, v in params.items() if k != "run_dir"}))
 
 
 def _check_overrides(overrides: dict[str, Any], stages: list[Stage]) -> None:
@@ -422,13 +428,16 @@ EventSink = Callable[[Event], None]
 
 def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = None,
         book: bool = True, on_event: EventSink | None = None, nproc: dict[str, int] | None = None,
-        poll_seconds: float = 1.0, verbose: bool = False) -> dict[str, str]:
+        poll_seconds: float = 1.0, verbose: bool = False, executor: ExecutorConfig | None = None) -> dict[str, str]:
     """Execute the stages whose key changed, then render the book. Returns {stage: 'ran'|'cached'}.
 
     ``on_event`` receives ``Event``s (from a watcher thread too, every ``poll_seconds``). ``nproc``
     maps a training stage to the number of torchrun processes that train its run before its notebook
     executes (the notebook then reuses the finished run); stages not named train in one process.
     ``verbose``: the notebook kernels' own warnings too (``execute_notebook``).
+    ``executor`` (``colorgan.executor``) trains a stage's runs (``Plan.jobs``) before its notebook, in parallel
+    workers or as Slurm jobs; the first training stage to run trains every ``train_*`` stage's run at once.
+    Without it the notebooks train their runs one after another.
     """
     execute = execute or functools.partial(execute_notebook, verbose=verbose)
     emit = on_event or (lambda event: None)
@@ -454,11 +463,16 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
         log.debug("stage %s: running %s", stage.name, output)
         emit(Event(stage.name, "start"))
         run_dir = REPO_ROOT / p.params[stage.name]["run_dir"] if "run_dir" in p.params[stage.name] else None
-        runs = [(label, REPO_ROOT / path) for label, path in p.runs.get(stage.name, [])]
-        with StageWatcher(stage.name, output, run_dir, emit, poll_seconds, runs):
-            if nproc and nproc.get(stage.name, 1) > 1:
+        torchrun = bool(nproc and nproc.get(stage.name, 1) > 1)
+        jobs = [] if executor is None or torchrun else executor_jobs(p, stage.name, nproc or {})
+        runs = [(label, REPO_ROOT / path) for label, path in (job_runs(jobs) if len(jobs) > 1 else
+                                                               p.runs.get(stage.name, []))]
+        with StageWatcher(stage.name, output, run_dir if len(runs) <= 1 else None, emit, poll_seconds, runs):
+            if torchrun:
                 train_with_torchrun(stage.name.removeprefix("train_"), p.params[stage.name], nproc[stage.name],
                                     p.out_dir / "logs" / f"{stage.name}-torchrun.log")
+            if jobs:
+                train_runs(jobs, executor)
             execute(BOOK_SOURCES / f"{stage.name}.ipynb", output, p.params[stage.name])
         seconds = round(time.monotonic() - started, 1)
         state[stage.name] = {"key": keys[stage.name], "seconds": seconds, "params": p.params[stage.name]}
@@ -468,6 +482,16 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
     if book:
         build_book(p)
     return outcome
+
+
+def executor_jobs(p: Plan, stage: str, nproc: dict[str, int]) -> list[Job]:
+    """The jobs the executor trains before ``stage``'s notebook: its own, and for a ``train_*`` stage every
+    training stage's run (not those trained by torchrun), so independent methods train side by side; a run
+    already finished is skipped by the executor."""
+    if not stage.startswith("train_"):
+        return p.jobs.get(stage, [])
+    return [job for name, jobs in p.jobs.items() if name.startswith("train_") and nproc.get(name, 1) <= 1
+            for job in jobs]
 
 
 # The kernel's own log below ERROR: its "running over TCP without encryption" warning (a local kernel that only
@@ -602,26 +626,38 @@ class StageWatcher:
             self.resumed_runs.add(run_dir)
             self.emit(Event(self.stage, "resume", {"step": record["start_step"], "total_steps": record["total_steps"],
                                                    "label": label}))
+        # in flight: a fresh record and no finish yet (runs of parallel workers); done: finished, now or before
+        done = {i for i, (_, run_dir) in enumerate(self.runs) if (run_dir / "finished.json").is_file()}
+        in_flight = [(i, r) for _, i, r in sorted(fresh, key=lambda t: t[1]) if i not in done]
         info = {k: record[k] for k in ("step", "total_steps", "images_per_s", "eta_s", "terms")}
         info.update({"run": index + 1, "runs": len(self.runs), "label": label,
-                     "stage_eta_s": self._stage_eta(index, record)})
+                     "running": len(in_flight), "done": len(done),
+                     "waiting": len(self.runs) - len(done) - len(in_flight),
+                     "in_flight": [{"label": self.runs[i][0], **{k: r[k] for k in
+                                                                 ("step", "total_steps", "images_per_s", "eta_s")}}
+                                   for i, r in in_flight],
+                     "stage_eta_s": self._stage_eta(record, in_flight, done)})
         self.emit(Event(self.stage, "train", info))
 
-    def _stage_eta(self, index: int, record: dict[str, Any]) -> float | None:
-        """Seconds left in the stage: this run's ETA, plus each unfinished other run's steps at the latest known
-        pace (runs of other methods may be faster or slower: an estimate that sharpens as runs finish)."""
+    def _stage_eta(self, record: dict[str, Any], in_flight: list[tuple[int, dict[str, Any]]],
+                   done: set[int]) -> float | None:
+        """Seconds left in the stage: the in-flight runs' ETAs plus each waiting run's steps at the latest known
+        pace, shared by as many workers as are running (runs of other methods may be faster or slower: an
+        estimate that sharpens as runs finish)."""
         eta, left = record.get("eta_s"), record["total_steps"] - record["step"]
         if eta is None:
             return None
         if left > 0 and eta > 0:
             self.pace = eta / left  # seconds per step
-        others = [run_dir for i, (_, run_dir) in enumerate(self.runs)
-                  if i != index and not (run_dir / "finished.json").is_file()]
-        if not others:
-            return eta
+        etas = [r.get("eta_s") or 0.0 for _, r in in_flight] or [eta]
+        started = {i for i, _ in in_flight}
+        waiting = [run_dir for i, (_, run_dir) in enumerate(self.runs) if i not in done | started]
+        if not waiting:
+            return max(etas)
         if self.pace is None:
             return None
-        return eta + sum(_total_steps(run_dir, record["total_steps"]) * self.pace for run_dir in others)
+        queued = sum(_total_steps(run_dir, record["total_steps"]) * self.pace for run_dir in waiting)
+        return max(max(etas), (sum(etas) + queued) / len(etas))
 
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:

@@ -31,11 +31,13 @@ import torch
 
 from colorgan import metrics, runtime, verdicts
 from colorgan.color import model_to_rgb, rgb_to_model
-from colorgan.config import ABLATION_DIR, ABLATION_EVIDENCE, RunConfig, StudyConfig, field_default
+from colorgan.config import ABLATION_DIR, ABLATION_EVIDENCE, ExecutorConfig, RunConfig, StudyConfig, field_default
 from colorgan.data import load_split
 from colorgan.evaluate import metric_code_digest
+from colorgan.executor import Job, train_runs
 from colorgan.metrics import GRAYSCALE, Colorizer
-from colorgan.train import StepFactory, load_trained, run_hash, train_or_reuse
+from colorgan.run_store import in_store, train_in_store
+from colorgan.train import StepFactory, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ WITH_INPUT_L = " (+ input L)"
 
 
 def run_configs(cfg: StudyConfig, methods: Methods) -> dict[tuple[str, int], RunConfig]:
-    """Every (method, seed) as a validated config with its own hash-named run folder.
+    """Every (method, seed) as a validated config with its folder in the run store (``cfg.runs_dir``).
 
     Raises:
         ValueError: an unknown method or field, methods that would see different numbers of training
@@ -71,7 +73,7 @@ def run_configs(cfg: StudyConfig, methods: Methods) -> dict[tuple[str, int], Run
                 run = config_cls.from_params({**params, "num_steps": steps, "seed": seed})
             except ValueError as err:
                 raise ValueError(f"methods[{name!r}]: {err}") from None
-            configs[(name, seed)] = run.replace(run_dir=str(Path(cfg.out_dir) / "runs" / f"{name}-s{seed}-{run_hash(run)}"))
+            configs[(name, seed)] = in_store(run, cfg.runs_dir)
     if set(budgets.values()) != {cfg.num_images_seen} and not cfg.allow_unequal_budget:
         raise ValueError(f"num_images_seen: the methods would see {budgets} training images, not {cfg.num_images_seen} "
                          "each (it must be a multiple of every batch size); choose a common multiple, or set "
@@ -95,8 +97,11 @@ def runs_of_seed(configs: dict[tuple[str, int], RunConfig], seed: int) -> list[s
     return [c.run_dir for (_, s), c in configs.items() if s == seed]
 
 
-def run_study(cfg: StudyConfig, methods: Methods) -> pd.DataFrame:
+def run_study(cfg: StudyConfig, methods: Methods, executor: ExecutorConfig | None = None) -> pd.DataFrame:
     """Train (or reuse) every (method, seed), score the chosen weights on the test split.
+
+    ``executor`` trains the runs first, in parallel workers or as Slurm jobs (``colorgan.executor``); without
+    one they train here, one after another. Either way a run in the store is reused, never trained twice.
 
     Returns:
         Per-image metrics: columns method, seed, image, the STUDY_METRICS, checkpoint_step, run_dir; the
@@ -104,9 +109,11 @@ def run_study(cfg: StudyConfig, methods: Methods) -> pd.DataFrame:
     """
     frames, have_gray, started = [], False, time.time()
     configs = run_configs(cfg, methods)
+    if executor is not None:
+        train_runs([Job(f"{name} seed {seed}", c, methods[name][1]) for (name, seed), c in configs.items()], executor)
     for (name, seed), run_cfg in configs.items():
         log.info("study: %s, seed %d -> %s", name, seed, run_cfg.run_dir)
-        train_or_reuse(run_cfg, methods[name][1])
+        train_in_store(run_cfg, methods[name][1])
         scored = score_run(run_cfg.run_dir, methods, cfg.checkpoint, cfg.num_diversity_samples, cfg.device)
         if have_gray:
             scored = scored[scored.method != GRAYSCALE]

@@ -52,7 +52,7 @@ AS_IS = {
                "profile": "notebooks", "out_dir": "results/notebooks"},
     "ablations": {"variants": {"full": {}, "no_noise": {"use_noise": False, "lambda_s": 0.0}}, "seeds": [0, 1],
                   "base": {**_TRAIN, **_COLORGAN, "progress": False}, "num_diversity_samples": 2,
-                  "out_dir": "results/notebooks/ablations"},
+                  "out_dir": "results/notebooks/ablations", "runs_dir": "results/notebooks/runs"},
 }
 # the study: one seed of each method at the demo size; the summary reads what the study wrote
 AS_IS["study"] = {
@@ -60,7 +60,8 @@ AS_IS["study"] = {
                 "chromagan": {k: v for k, v in AS_IS["train_chromagan"].items() if k not in {*_TRAIN, "run_dir"}},
                 "coltran": {k: v for k, v in AS_IS["train_coltran"].items() if k not in {*_TRAIN, "run_dir"}}},
     "base": {**_DATA, "batch_size": 8, "num_val_images": 16, "val_every": 10, "checkpoint_every": 10, "log_every": 5},
-    "seeds": [0], "num_images_seen": 240, "num_diversity_samples": 2, "out_dir": "results/notebooks/study"}
+    "seeds": [0], "num_images_seen": 240, "num_diversity_samples": 2, "out_dir": "results/notebooks/study",
+    "runs_dir": "results/notebooks/runs"}
 AS_IS["summary"] = {"out_dir": "results/notebooks/study"}
 STAGES = [*pipeline.stages_for(METHODS), pipeline.Stage("ablations", AblationConfig),
           pipeline.Stage("study", StudyConfig), pipeline.Stage("summary", SummaryConfig)]
@@ -88,7 +89,7 @@ def test_notebooks_run_as_they_are_are_small_and_valid(stage):
     for run in runs:
         assert run.get("image_size", 32) <= 32 and run.get("num_steps", 30) <= 30
         assert run.get("data", "samples") == "samples"
-    written = {k: v for k, v in cfg.to_dict().items() if k in ("run_dir", "out_dir", "run_dirs")}
+    written = {k: v for k, v in cfg.to_dict().items() if k in ("run_dir", "out_dir", "run_dirs", "runs_dir")}
     paths = [p for v in written.values() for p in (v if isinstance(v, list) else [v])]
     assert all(path.startswith("results/notebooks") for path in paths), paths  # the data chapter writes none
     note = nbformat.read(BOOK / f"{stage.name}.ipynb", as_version=4).cells[1]

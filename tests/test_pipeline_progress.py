@@ -118,7 +118,9 @@ def test_a_stage_of_several_runs_reports_each_run_and_the_stage_eta(tmp_path):
     first_run = [i for i in progress if i["run"] == 1 and i["step"] < i["total_steps"] and i["eta_s"]]
     assert first_run and all(i["stage_eta_s"] > i["eta_s"] for i in first_run)  # run 2 still to come
     assert progress[-1]["run"] == 2 and progress[-1]["stage_eta_s"] == progress[-1]["eta_s"] == 0
-    line = ProgressPrinter.format(pipeline.Event("study", "train", {**progress[0], "step": 3, "total_steps": 6,
-                                                                     "images_per_s": 24.0, "eta_s": 240.0,
+    assert all(i["running"] == 1 and i["done"] == 0 and i["waiting"] == 1 for i in first_run)
+    in_flight = [{"label": "colorgan seed 0", "step": 3, "total_steps": 6, "images_per_s": 24.0, "eta_s": 240.0}]
+    line = ProgressPrinter.format(pipeline.Event("study", "train", {**progress[0], "in_flight": in_flight,
                                                                      "stage_eta_s": 600.0}))
-    assert line == "  study run 1/2 colorgan seed 0 · step 3/6 · 24 img/s · ETA 4m00s · stage ETA 10m00s"
+    assert line == ("  study 1 running · 0 done · 1 waiting · colorgan seed 0 step 3/6 24 img/s ETA 4m00s · "
+                    "stage ETA 10m00s")
