@@ -20,7 +20,7 @@ CODE_PACKAGES = ("colorgan", "baselines")
 # Read finished runs or build configs (which run_hash hashes themselves); never imported by training.
 PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
     "__main__", "cli", "pipeline", "report", "study", "ablation", "score", "bench", "gpu_check", "voc_mini",
-    "published"))
+    "published", "mutation"))
 
 
 def code_hash(root: Path = REPO_ROOT, exclude: frozenset[str] = frozenset()) -> str:
