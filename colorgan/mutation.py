@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import json
 import logging
 import os
@@ -80,20 +81,24 @@ def function_of(mutant: str) -> str:
 
 
 def kill_rates(results: pd.DataFrame) -> pd.DataFrame:
-    """Per module that was checked: counts per status and the kill rate (detected / checked).
+    """Per module: counts per status and the kill rate (detected / checked).
 
-    A module none of whose mutants was checked in this run is left out (its rate would be 0/0).
+    Mutants without a result (a run stopped early, or one limited to other names) are counted as 'not checked'
+    and left out of the rate; a module none of whose mutants was checked is left out (its rate would be 0/0).
     """
-    checked = results[results.status != "not checked"]
     rows = []
-    for module, group in checked.groupby("module", sort=True):
+    for module, group in results.groupby("module", sort=True):
         counts = group.status.value_counts()
+        checked = len(group) - int(counts.get("not checked", 0))
+        if not checked:
+            continue
         detected = int(sum(counts.get(s, 0) for s in DETECTED))
-        rows.append({"module": module, "mutants": len(group), "killed": detected,
-                     "survived": int(counts.get("survived", 0)), "no tests": int(counts.get("no tests", 0)),
-                     "other": len(group) - detected - int(counts.get("survived", 0)) - int(counts.get("no tests", 0)),
-                     "kill rate": detected / len(group)})
-    return pd.DataFrame(rows, columns=["module", "mutants", "killed", "survived", "no tests", "other", "kill rate"])
+        survived, no_tests = int(counts.get("survived", 0)), int(counts.get("no tests", 0))
+        rows.append({"module": module, "mutants": len(group), "checked": checked, "killed": detected,
+                     "survived": survived, "no tests": no_tests, "other": checked - detected - survived - no_tests,
+                     "kill rate": detected / checked})
+    return pd.DataFrame(rows, columns=["module", "mutants", "checked", "killed", "survived", "no tests", "other",
+                                       "kill rate"])
 
 
 def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
@@ -113,11 +118,17 @@ def _body_lines(source: list[str], node: ast.FunctionDef) -> list[str]:
     return source[node.lineno - 1:node.end_lineno]
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path) -> tuple[list[str], dict[str, ast.FunctionDef]]:
+    """A module's lines and functions, parsed once per report (mutmut's copy holds every mutant: megabytes)."""
+    source = path.read_text()
+    return source.splitlines(), _functions(ast.parse(source))
+
+
 def mutant_change(mutant: str, module: str, mutants_dir: Path | str, source_root: Path | str) -> Change:
     """Where ``mutant`` changes ``module``: compares mutmut's copy of the original function with the mutant's."""
-    mutated_source = (Path(mutants_dir) / module).read_text().splitlines()
-    original_source = (Path(source_root) / module).read_text().splitlines()
-    mutated = _functions(ast.parse("\n".join(mutated_source)))
+    mutated_source, mutated = _parsed(Path(mutants_dir) / module)
+    _, original = _parsed(Path(source_root) / module)
     function = function_of(mutant)
     mangled = mutant.rsplit(".", 1)[-1]
     prefix = mangled.rsplit("__mutmut_", 1)[0]
@@ -126,7 +137,7 @@ def mutant_change(mutant: str, module: str, mutants_dir: Path | str, source_root
     before, after = _body_lines(mutated_source, orig_node), _body_lines(mutated_source, mutant_node)
     # the def lines differ only in the mangled names
     before[0], after[0] = before[0].replace(orig_node.name, "f"), after[0].replace(mutant_node.name, "f")
-    start = _functions(ast.parse("\n".join(original_source)))[function].lineno
+    start = original[function].lineno
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
         if tag != "equal":
             return Change(start + i1, "\n".join(s.strip() for s in before[i1:i2]),
@@ -178,7 +189,7 @@ def merge_runs(previous: dict, rates: pd.DataFrame, run: dict) -> dict:
 
 def score_line(summary: dict) -> str:
     """The README's sentence with each module's kill rate (kept equal to summary.json by a test)."""
-    rates = ", ".join(f"`{module}` {m['kill rate']:.1%} ({m['killed']}/{m['mutants']})"
+    rates = ", ".join(f"`{module}` {m['kill rate']:.1%} ({m['killed']}/{m['checked']} checked of {m['mutants']})"
                       for module, m in summary["modules"].items())
     return (f"Mutation score (`make mutation`; every survivor and why it is left in `results/mutation/report.md`): "
             f"{rates} of mutants killed.")
@@ -190,12 +201,12 @@ def report_markdown(summary: dict, survivor_table: pd.DataFrame) -> str:
              f"mutmut, configured in pyproject.toml `[tool.mutmut]`; goal: >= {summary['goal']:.0%} killed per module. "
              "Killed = a test failed, hung or crashed on the mutant. Each survivor is accounted for in "
              "`survivors.toml`: *equivalent* (cannot change any result) or a named *gap*.", "",
-             "| module | mutants | killed | survived | no tests | kill rate | runs: command, commit, time (s) |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "| module | mutants | checked | killed | survived | no tests | kill rate | runs: command, commit, time (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for module, m in summary["modules"].items():
         flag = "" if m["kill rate"] >= summary["goal"] else " (below goal)"
         runs = "; ".join(f"`{r['command']}` at {r['commit'][:12]}, {r['seconds']:.0f}" for r in m["runs"])
-        lines.append(f"| {module} | {m['mutants']} | {m['killed']} | {m['survived']} | {m['no tests']} | "
+        lines.append(f"| {module} | {m['mutants']} | {m['checked']} | {m['killed']} | {m['survived']} | {m['no tests']} | "
                      f"{m['kill rate']:.1%}{flag} | {runs} |")
     lines += ["", f"## Survivors ({len(survivor_table)})", ""]
     if survivor_table.empty:
@@ -257,7 +268,9 @@ def run_mutation(out_dir: Path | str = "results/mutation", mutants: list[str] | 
     if completed.returncode != 0:
         raise RuntimeError(f"`{' '.join(command)}` exited with {completed.returncode}: see its output above "
                            "(a failing clean test run stops it before any mutant)")
-    run = {"command": " ".join(command), "commit": runtime.git_commit(repo), "seconds": round(seconds, 1),
+    # a rerun of named survivors can list hundreds of names: the report says how many
+    shown = command if len(mutants or []) <= 4 else [*command[:-len(mutants)], f"<{len(mutants)} mutant names>"]
+    run = {"command": " ".join(shown), "commit": runtime.git_commit(repo), "seconds": round(seconds, 1),
            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "fresh": fresh}
     return write_report(out_dir if Path(out_dir).is_absolute() else repo / out_dir, read_results(repo / "mutants"),
                         run, repo / "mutants", repo)

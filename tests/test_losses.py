@@ -85,3 +85,18 @@ def test_objective_ignores_a_computed_term_whose_weight_is_zero_and_logs_detache
     assert {name: value.item() for name, value in logged.items()} == {"l1": 2.0, "feature": 5.0, "adversarial": -1.0}
     assert not any(value.requires_grad for value in logged.values()) and total.requires_grad
     assert losses.active_terms({"l1": 1e-9, "feature": 0.0, "adversarial": -1.0}) == ["l1"]
+    # a computed term without a weight is logged and left out of the total
+    total, logged = losses.generator_objective({**terms, "extra": torch.tensor(7.0)}, {"l1": 1.0})
+    assert total.item() == 2.0 and logged["extra"].item() == 7.0
+
+
+def test_gradient_penalty_mixes_in_the_dtype_of_the_data():
+    seen = []
+
+    def critic(L, ab):
+        seen.append(ab.dtype)
+        return ab.float().sum(dim=(1, 2, 3))
+
+    ab = torch.rand(2, 2, 4, 4).to(torch.bfloat16)
+    losses.gradient_penalty(critic, torch.zeros(2, 1, 4, 4), ab, ab)
+    assert seen == [torch.bfloat16]  # u is cast to the data's dtype: a float32 u would promote the mix

@@ -5,9 +5,10 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorgan.data import ImageSet
-from colorgan.metrics import (GRAYSCALE, bootstrap_ci, ciede2000, colourfulness, evaluate, paired_bootstrap,
-                              pairwise_ab_distance, pooled_psnr, pooled_psnr_ci, psnr_ssim, quantize,
-                              summarize)
+from colorgan.feature_nets import FeatureNets
+from colorgan.metrics import (DIVERSITY_SEED_OFFSET, GRAYSCALE, bootstrap_ci, ciede2000, colourfulness, evaluate,
+                              evaluate_sets, paired_bootstrap, pairwise_ab_distance, pooled_psnr, pooled_psnr_ci,
+                              psnr_ssim, quantize, summarize, with_set_metrics)
 
 
 def _smooth_pairs(size: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,3 +211,39 @@ def test_evaluate_uses_its_documented_defaults_and_scores_diversity():
     assert (diverse[diverse.method == "noisy"].diversity > 0).all()
     assert (diverse[diverse.method == GRAYSCALE].diversity == 0).all()
     pd.testing.assert_frame_equal(diverse.drop(columns="diversity"), default)  # the scored sample is the same
+
+
+def test_evaluate_sets_draws_the_scored_and_the_diversity_samples_from_their_own_seeds():
+    images = np.random.default_rng(1).integers(0, 255, (6, 3, 12, 12), dtype=np.uint8)
+    test = ImageSet(images, [f"im{i}" for i in range(6)])
+
+    def noisy(L: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return torch.rand(L.shape[0], 3, *L.shape[2:], generator=gen)
+
+    nets = FeatureNets(inception=torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),
+                       fid_label="substitute: mean colour")
+    per_image, set_metrics = evaluate_sets(noisy, test, torch.device("cpu"), "noisy", batch_size=4, seed=3,
+                                           num_diversity_samples=3, nets=nets)
+    pd.testing.assert_frame_equal(per_image, evaluate_sets(noisy, test, torch.device("cpu"), "noisy", 4, 3, 3)[0])
+    # written out: the scored sample from seed 3, the two extra ones from seed 3 + DIVERSITY_SEED_OFFSET, per batch
+    scored_gen, extra_gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3 + DIVERSITY_SEED_OFFSET)
+    expected = []
+    for start in (0, 4):
+        L = torch.zeros(min(4, 6 - start), 1, 12, 12)
+        samples = [noisy(L, scored_gen)] + [noisy(L, extra_gen) for _ in range(2)]
+        expected.append(pairwise_ab_distance(torch.stack(samples)))
+    ours = per_image[per_image.method == "noisy"].diversity.to_numpy()
+    assert ours == pytest.approx(torch.cat(expected).numpy(), rel=1e-5)
+    assert set(set_metrics) == {"noisy", GRAYSCALE} and set_metrics["noisy"]["fid_note"] == "substitute: mean colour"
+    assert set_metrics["noisy"]["fid"] > 0
+    defaults = evaluate_sets(noisy, test, torch.device("cpu"), "noisy")[0]
+    pd.testing.assert_frame_equal(defaults, evaluate_sets(noisy, test, torch.device("cpu"), "noisy", batch_size=16,
+                                                          seed=0, num_diversity_samples=0)[0])
+    assert not evaluate_sets(noisy, test, torch.device("cpu"), "noisy", seed=1)[0].psnr.equals(defaults.psnr)
+
+
+def test_with_set_metrics_adds_each_methods_fid_and_note():
+    summary = pd.DataFrame({"method": ["a", "b"], "psnr": [20.0, 21.0]})
+    out = with_set_metrics(summary, {"a": {"fid": 12.5, "fid_note": "FID (Inception)"}})
+    assert out.fid.tolist()[0] == 12.5 and pd.isna(out.fid.tolist()[1])
+    assert out.fid_note.tolist() == ["FID (Inception)", ""] and out.psnr.tolist() == [20.0, 21.0]

@@ -83,13 +83,17 @@ def test_results_statuses_and_kill_rates(tmp_path: Path):
     assert list(results.status) == ["killed", "survived", "no tests"]
     assert list(results.function) == ["scale", "scale", "Box.size"]
     rates = mutation.kill_rates(results).iloc[0]
-    assert (rates.module, rates.mutants, rates.killed, rates.survived, rates["no tests"]) == ("pkg/mod.py", 3, 1, 1, 1)
+    assert (rates.module, rates.mutants, rates.checked, rates.killed, rates.survived, rates["no tests"]) == (
+        "pkg/mod.py", 3, 3, 1, 1, 1)
     assert rates["kill rate"] == pytest.approx(1 / 3)
     # timeouts count as detected; modules whose mutants were not checked in this run are left out
     codes = {**EXIT_CODES, "pkg.mod.x_scale__mutmut_2": 36}
     assert mutation.kill_rates(mutation.read_results(fake_run(tmp_path / "b", codes)[1])).iloc[0].killed == 2
     none_checked = dict.fromkeys(EXIT_CODES)
     assert mutation.kill_rates(mutation.read_results(fake_run(tmp_path / "c", none_checked)[1])).empty
+    one_unchecked = {**EXIT_CODES, "pkg.mod.x_scale__mutmut_2": None}  # a run stopped early
+    partial = mutation.kill_rates(mutation.read_results(fake_run(tmp_path / "d", one_unchecked)[1])).iloc[0]
+    assert (partial.mutants, partial.checked, partial["kill rate"]) == (3, 2, 0.5)
     assert mutation.status_of(-7) == "suspicious" and mutation.status_of(None) == "not checked"
     with pytest.raises(FileNotFoundError, match="run `make mutation`"):
         mutation.read_results(tmp_path / "nowhere")
@@ -119,7 +123,7 @@ def test_report_merges_runs_module_by_module(tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()
     earlier = {"goal": 0.9, "modules": {"pkg/other.py": {"mutants": 10, "killed": 10, "survived": 0, "no tests": 0,
-                                                         "other": 0, "kill rate": 1.0,
+                                                         "other": 0, "kill rate": 1.0, "checked": 10,
                                                          "runs": [{**RUN, "command": "earlier"}]}}}
     (out / "summary.json").write_text(json.dumps(earlier))
     summary = mutation.write_report(out, mutation.read_results(mutants), RUN, mutants, root)
@@ -127,7 +131,7 @@ def test_report_merges_runs_module_by_module(tmp_path: Path):
     assert summary["modules"]["pkg/other.py"]["runs"][0]["command"] == "earlier"
     assert summary["modules"]["pkg/mod.py"]["kill rate"] == pytest.approx(1 / 3)
     report = (out / "report.md").read_text()
-    assert "| pkg/mod.py | 3 | 1 | 1 | 1 | 33.3% (below goal) | `mutmut run` at abc123, 12 |" in report
+    assert "| pkg/mod.py | 3 | 3 | 1 | 1 | 1 | 33.3% (below goal) | `mutmut run` at abc123, 12 |" in report
     assert "`pkg/mod.py:7` scale" in report and "2 survivor(s) not yet accounted for" in report
     assert len(pd.read_csv(out / "survivors.csv")) == 2
     # a resumed run (e.g. the survivors again after new tests) adds to the module's runs; a fresh one restarts them
