@@ -75,7 +75,9 @@ def test_out_of_gamut_lab_is_clipped_as_skimage_clips():
     lab = torch.tensor([[60.0, 90.0, -100.0], [50.0, -128.0, 60.0], [30.0, 20.0, 20.0]], dtype=torch.float64)
     lab = lab.T.reshape(1, 3, 3, 1)  # the first two are out of gamut
     theirs = skcolor.lab2rgb(to_hwc(lab))
+    assert theirs.max() == 1.0 and theirs.min() == 0.0  # the clip is reached at both ends
     assert np.abs(to_hwc(lab_to_rgb(lab)) - theirs).max() < 1e-9
+    assert lab_to_rgb(lab.float()).dtype == torch.float32 and rgb_to_lab(random_rgb().float()).dtype == torch.float32
 
 
 def test_known_values_of_the_normalisation():

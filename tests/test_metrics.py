@@ -6,8 +6,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from colorgan.data import ImageSet
 from colorgan.feature_nets import FeatureNets
-from colorgan.metrics import (DIVERSITY_SEED_OFFSET, GRAYSCALE, bootstrap_ci, ciede2000, colourfulness, evaluate,
-                              evaluate_sets, paired_bootstrap, pairwise_ab_distance, pooled_psnr, pooled_psnr_ci,
+from colorgan.metrics import (DIVERSITY_SEED_OFFSET, GRAYSCALE, Scorer, bootstrap_ci, ciede2000, colourfulness,
+                              evaluate, evaluate_sets, paired_bootstrap, pairwise_ab_distance, pooled_psnr, pooled_psnr_ci,
                               psnr_ssim, quantize, summarize, with_set_metrics)
 
 
@@ -148,19 +148,20 @@ def test_diversity_is_the_mean_euclidean_ab_distance_over_every_pair_of_samples(
 
 def test_summary_keeps_every_image_of_every_method():
     rng = np.random.default_rng(5)
-    per_image = pd.DataFrame({"method": ["a"] * 7 + ["b"] * 4, "image": [f"im{i}" for i in range(7)] * 1
+    per_image = pd.DataFrame({"method": ["b"] * 7 + ["a"] * 4, "image": [f"im{i}" for i in range(7)] * 1
                               + [f"im{i}" for i in range(4)], "psnr": rng.normal(20, 3, 11),
                               "ssim": rng.uniform(0.5, 1, 11), "unlisted": rng.normal(size=11)})
     summary = summarize(per_image, num_resamples=300, seed=1)
-    assert list(summary.method) == ["a", "b"] and list(summary.num_images) == [7, 4]
+    assert list(summary.method) == ["b", "a"] and list(summary.num_images) == [7, 4]  # methods in order of rows
+    pd.testing.assert_frame_equal(summarize(per_image), summarize(per_image, 1000, 0))  # the documented defaults
     for method, group in per_image.groupby("method"):
         row = summary[summary.method == method].iloc[0]
         for column in ("psnr", "ssim"):
             assert row[column] == pytest.approx(group[column].mean(), abs=1e-12)
             _, low, high = bootstrap_ci(group[column].to_numpy(), 300, 1)
             assert (row[f"{column}_low"], row[f"{column}_high"]) == pytest.approx((low, high), abs=1e-12)
-        assert row.psnr_pooled == pytest.approx(pooled_psnr(group.psnr.to_numpy()), abs=1e-12)
-        assert row.psnr_pooled_low < row.psnr_pooled < row.psnr_pooled_high
+        pooled = pooled_psnr_ci(group.psnr.to_numpy(), 300, 1)
+        assert (row.psnr_pooled, row.psnr_pooled_low, row.psnr_pooled_high) == pytest.approx(pooled, abs=1e-12)
     assert "unlisted" not in summary  # only the metric columns are summarised
 
 
@@ -187,6 +188,10 @@ def test_bootstrap_functions_use_their_documented_defaults():
                                                   -10 * np.log10(mse_low)), abs=1e-9)
     low50, high50 = pooled_psnr_ci(psnr, level=0.5)[1:]
     assert high50 - low50 < (pooled_psnr_ci(psnr)[2] - pooled_psnr_ci(psnr)[1]) / 2
+    # float32 input is promoted before any arithmetic: the same numbers as float64
+    assert bootstrap_ci(a.astype(np.float32)) == bootstrap_ci(a.astype(np.float32).astype(np.float64))
+    assert pooled_psnr(psnr.astype(np.float32)) == pooled_psnr(psnr.astype(np.float32).astype(np.float64))
+    assert pooled_psnr_ci(psnr.astype(np.float32)) == pooled_psnr_ci(psnr.astype(np.float32).astype(np.float64))
     with pytest.raises(ValueError, match="at least one value"):
         bootstrap_ci(np.array([]))
     with pytest.raises(ValueError, match="at least one per-image PSNR"):
@@ -211,6 +216,7 @@ def test_evaluate_uses_its_documented_defaults_and_scores_diversity():
     assert (diverse[diverse.method == "noisy"].diversity > 0).all()
     assert (diverse[diverse.method == GRAYSCALE].diversity == 0).all()
     pd.testing.assert_frame_equal(diverse.drop(columns="diversity"), default)  # the scored sample is the same
+    assert default.index.equals(pd.RangeIndex(40))  # the method's rows, then the grayscale rows, numbered afresh
 
 
 def test_evaluate_sets_draws_the_scored_and_the_diversity_samples_from_their_own_seeds():
@@ -240,6 +246,13 @@ def test_evaluate_sets_draws_the_scored_and_the_diversity_samples_from_their_own
     pd.testing.assert_frame_equal(defaults, evaluate_sets(noisy, test, torch.device("cpu"), "noisy", batch_size=16,
                                                           seed=0, num_diversity_samples=0)[0])
     assert not evaluate_sets(noisy, test, torch.device("cpu"), "noisy", seed=1)[0].psnr.equals(defaults.psnr)
+
+
+def test_set_metrics_without_inception_name_every_method():
+    scorer = Scorer(FeatureNets(fid_label="n/a (no Inception weights)"))
+    for method in ("a", "b"):
+        scorer.add(method, ["im0"], torch.rand(1, 3, 12, 12), torch.rand(1, 3, 12, 12))
+    assert scorer.set_metrics() == {m: {"fid": None, "fid_note": "n/a (no Inception weights)"} for m in ("a", "b")}
 
 
 def test_with_set_metrics_adds_each_methods_fid_and_note():
