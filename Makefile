@@ -46,7 +46,7 @@ browser:
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# Mutation testing of the numbers core (not part of `make test`; about an hour on 2 cores): mutmut changes the
+# Mutation testing of the numbers core (not part of `make test`; long, hours on 2 cores): mutmut changes the
 # modules listed in pyproject's [tool.mutmut] one edit at a time, runs the tests that call the changed function,
 # and writes results/mutation/ (kill rate per module, command, commit, time, every survivor with its account).
 # MUTANTS='colorgan.color.*' runs a subset; MUTATION_JOBS=N test processes at once (default: every core).

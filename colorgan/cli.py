@@ -181,6 +181,8 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     mutation.add_argument("--out", default="results/mutation", help="report folder")
     mutation.add_argument("--resume", action="store_true", help="keep mutmut's earlier results (mutants/): run only "
                           "mutants without one, or those named (e.g. the survivors after new tests)")
+    mutation.add_argument("--report-only", action="store_true", help="rewrite the report from mutants/ and "
+                          "survivors.toml without running mutmut")
 
     gpu_check = commands.add_parser("gpu-check", help="correctness of every speed switch, method and DDP + resume, "
                                     "then the bench; writes results/gpu-check/<device>.{json,md} (--tiny: CPU, CI)")
@@ -441,11 +443,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_mutation(args: argparse.Namespace) -> int:
-    from colorgan.mutation import GOAL, run_mutation
+    from colorgan.mutation import GOAL, read_results, run_mutation, write_report
 
-    summary = run_mutation(args.out, args.mutants, args.jobs, args.resume)
+    if args.report_only:
+        summary = write_report(args.out, read_results("mutants"), None, "mutants", ".")
+    else:
+        summary = run_mutation(args.out, args.mutants, args.jobs, args.resume)
     for module, m in summary["modules"].items():
-        print(f"{module}: {m['kill rate']:.1%} killed ({m['killed']}/{m['mutants']}), {m['survived']} survived")
+        print(f"{module}: {m['kill rate']:.1%} killed ({m['killed']}/{m['checked']} checked of {m['mutants']}), "
+              f"{m['survived']} survived")
     print(f"wrote {args.out}/report.md")
     return 0 if all(m["kill rate"] >= GOAL for m in summary["modules"].values()) else 1
 

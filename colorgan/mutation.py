@@ -220,19 +220,21 @@ def report_markdown(summary: dict, survivor_table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: Path | str, results: pd.DataFrame, run: dict, mutants_dir: Path | str,
+def write_report(out_dir: Path | str, results: pd.DataFrame, run: dict | None, mutants_dir: Path | str,
                  source_root: Path | str) -> dict:
     """Write summary.json, survivors.csv and report.md under ``out_dir``; returns the summary.
 
     Survivors are listed for the modules of the summary that this run checked, and kept from earlier runs'
-    survivors.csv for the others.
+    survivors.csv for the others. run=None re-renders the last run's report (e.g. after editing survivors.toml).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary_path, table_path = out_dir / "summary.json", out_dir / "survivors.csv"
     previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     rates = kill_rates(results)
-    summary = merge_runs(previous, rates, run)
+    if run is None and not previous:
+        raise FileNotFoundError(f"no {summary_path} to re-render: run `make mutation` first")
+    summary = previous if run is None else merge_runs(previous, rates, run)
     fresh = survivors(results[results.module.isin(rates.module)], read_notes(out_dir / "survivors.toml"),
                       mutants_dir, source_root)
     if table_path.exists():

@@ -140,6 +140,10 @@ def test_report_merges_runs_module_by_module(tmp_path: Path):
     assert [r["seconds"] for r in resumed["modules"]["pkg/mod.py"]["runs"]] == [12.0, 3.0]
     again = mutation.write_report(out, mutation.read_results(mutants), RUN, mutants, root)
     assert [r["seconds"] for r in again["modules"]["pkg/mod.py"]["runs"]] == [12.0]
+    # re-rendering after accounting for a survivor keeps the runs and shows the account
+    (out / "survivors.toml").write_text('["pkg.mod.x_scale__mutmut_2"]\nkind = "gap"\nwhy = "no reader"\n')
+    assert mutation.write_report(out, mutation.read_results(mutants), None, mutants, root) == again
+    assert "**gap**: no reader" in (out / "report.md").read_text()
 
 
 def test_the_repository_accounts_for_every_survivor_of_its_committed_run():
