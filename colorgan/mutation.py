@@ -205,7 +205,8 @@ def report_markdown(summary: dict, survivor_table: pd.DataFrame) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for module, m in summary["modules"].items():
         flag = "" if m["kill rate"] >= summary["goal"] else " (below goal)"
-        runs = "; ".join(f"`{r['command']}` at {r['commit'][:12]}, {r['seconds']:.0f}" for r in m["runs"])
+        runs = "; ".join(f"`{r['command']}` at {r['commit'][:12]}{'-dirty' * r['commit'].endswith('-dirty')}, "
+                         f"{r['seconds']:.0f}" for r in m["runs"])
         lines.append(f"| {module} | {m['mutants']} | {m['checked']} | {m['killed']} | {m['survived']} | {m['no tests']} | "
                      f"{m['kill rate']:.1%}{flag} | {runs} |")
     lines += ["", f"## Survivors ({len(survivor_table)})", ""]
