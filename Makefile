@@ -17,7 +17,7 @@ ENV    ?= $(VENV)
 PY     := $(ENV)/bin/python
 STAMP  := $(ENV)/$(if $(filter $(VENV),$(ENV)),.installed-stamp,.colorgan-repro-installed)
 
-.PHONY: setup browser test test-fast reproduce book ablations rejudge bench bench-cli gpu-check data-voc data-voc-mini clean-cache
+.PHONY: setup browser test test-fast mutation reproduce book ablations rejudge bench bench-cli gpu-check data-voc data-voc-mini clean-cache
 
 setup: $(STAMP)
 	@echo "environment: $(ENV)"
@@ -45,6 +45,15 @@ browser:
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# Mutation testing of the numbers core (not part of `make test`; long, hours on 2 cores): mutmut changes the
+# modules listed in pyproject's [tool.mutmut] one edit at a time, runs the tests that call the changed function,
+# and writes results/mutation/ (kill rate per module, command, commit, time, every survivor with its account).
+# MUTANTS='colorgan.color.*' runs a subset; MUTATION_JOBS=N test processes at once (default: every core).
+MUTANTS       ?=
+MUTATION_JOBS ?=
+mutation: setup
+	$(PY) -m colorgan mutation $(if $(MUTATION_JOBS),--jobs $(MUTATION_JOBS)) $(foreach m,$(MUTANTS),'$(m)')
 
 # make reproduce [PROFILE=smoke|voc-mini|paper] [DATA=/path] [PARAMS="name=value ..."] [NPROC=4] [WORKERS=2] [VERBOSE=1]
 # NPROC: train each stage on N data-parallel processes (torchrun, one per GPU). VERBOSE=1: papermill's per-cell

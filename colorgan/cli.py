@@ -208,6 +208,17 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     bench.add_argument("--params", help="JSON object of BenchConfig fields (flags override it)")
     add_config_flags(bench, BenchConfig)
 
+    mutation = commands.add_parser("mutation", help="mutation testing of the numbers core (mutmut, pyproject's "
+                                   "[tool.mutmut]); writes results/mutation/{report.md,summary.json,survivors.csv}")
+    mutation.add_argument("mutants", nargs="*", help="mutant name globs, e.g. 'colorgan.color.*' (default: every "
+                          "module listed in only_mutate)")
+    mutation.add_argument("--jobs", type=int, default=None, help="test processes at once (default: every core)")
+    mutation.add_argument("--out", default="results/mutation", help="report folder")
+    mutation.add_argument("--resume", action="store_true", help="keep mutmut's earlier results (mutants/): run only "
+                          "mutants without one, or those named (e.g. the survivors after new tests)")
+    mutation.add_argument("--report-only", action="store_true", help="rewrite the report from mutants/ and "
+                          "survivors.toml without running mutmut")
+
     gpu_check = commands.add_parser("gpu-check", help="correctness of every speed switch, method and DDP + resume, "
                                     "then the bench; writes results/gpu-check/<device>.{json,md} (--tiny: CPU, CI)")
     gpu_check.add_argument("--params", help="JSON object of GpuCheckConfig fields (flags override it)")
@@ -522,6 +533,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mutation(args: argparse.Namespace) -> int:
+    from colorgan.mutation import GOAL, read_results, run_mutation, write_report
+
+    if args.report_only:
+        summary = write_report(args.out, read_results("mutants"), None, "mutants", ".")
+    else:
+        summary = run_mutation(args.out, args.mutants, args.jobs, args.resume)
+    for module, m in summary["modules"].items():
+        print(f"{module}: {m['kill rate']:.1%} killed ({m['killed']}/{m['checked']} checked of {m['mutants']}), "
+              f"{m['survived']} survived")
+    print(f"wrote {args.out}/report.md")
+    return 0 if all(m["kill rate"] >= GOAL for m in summary["modules"].values()) else 1
+
+
 def cmd_gpu_check(args: argparse.Namespace) -> int:
     from colorgan.gpu_check import EXIT_CODES, run_gpu_check
     from colorgan.gpu_check_report import format_markdown, report_paths
@@ -534,6 +559,6 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     return EXIT_CODES[record["status"]]
 
 
-COMMANDS = {"gpu-check": cmd_gpu_check, "train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
+COMMANDS = {"gpu-check": cmd_gpu_check, "mutation": cmd_mutation, "train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
             "data-voc": cmd_data_voc, "data-voc-mini": cmd_data_voc_mini}

@@ -3,7 +3,8 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorgan.color import gray_rgb, lab_to_rgb, model_to_rgb, normalize_lab, rgb_to_lab, rgb_to_model
+from colorgan.color import (denormalize_lab, gray_rgb, lab_to_rgb, model_to_rgb, normalize_lab, rgb_to_lab,
+                            rgb_to_model, uint8_to_float)
 
 
 def random_rgb(seed: int = 0, shape=(3, 3, 17, 19)) -> torch.Tensor:
@@ -58,3 +59,39 @@ def test_gradients_are_finite_at_black_and_white():
 def test_bad_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"rgb must have shape \(B, 3, H, W\)"):
         rgb_to_lab(torch.rand(3, 8, 8))
+
+
+def test_dark_colours_follow_the_linear_segments_of_srgb_and_lab():
+    # below 0.04045 sRGB is linear, below (6/29)^3 of white Lab's f is: uniform random colours rarely go there
+    rgb = random_rgb(4) * 0.06
+    # 1e-4: scikit-image writes the linear Lab segment with rounded constants (0.008856, 7.787)
+    assert np.abs(to_hwc(rgb_to_lab(rgb)) - skcolor.rgb2lab(to_hwc(rgb))).max() < 1e-4
+    lab = skcolor.rgb2lab(to_hwc(rgb))
+    ours = to_hwc(lab_to_rgb(torch.from_numpy(lab).permute(0, 3, 1, 2)))
+    assert np.abs(ours - skcolor.lab2rgb(lab)).max() < 1e-6
+
+
+def test_out_of_gamut_lab_is_clipped_as_skimage_clips():
+    lab = torch.tensor([[60.0, 90.0, -100.0], [50.0, -128.0, 60.0], [30.0, 20.0, 20.0]], dtype=torch.float64)
+    lab = lab.T.reshape(1, 3, 3, 1)  # the first two are out of gamut
+    theirs = skcolor.lab2rgb(to_hwc(lab))
+    assert theirs.max() == 1.0 and theirs.min() == 0.0  # the clip is reached at both ends
+    assert np.abs(to_hwc(lab_to_rgb(lab)) - theirs).max() < 1e-9
+    assert lab_to_rgb(lab.float()).dtype == torch.float32 and rgb_to_lab(random_rgb().float()).dtype == torch.float32
+
+
+def test_known_values_of_the_normalisation():
+    white = torch.ones(1, 3, 1, 1, dtype=torch.float64)
+    # white: L = 100 and ab ~ 0 (the matrix's rows sum to D65 to 5 digits, so ~5e-3, as in skimage)
+    assert rgb_to_lab(white).flatten().tolist() == pytest.approx(skcolor.rgb2lab(to_hwc(white)).ravel(), abs=1e-9)
+    assert rgb_to_lab(white)[0, 0].item() == pytest.approx(100.0, abs=1e-6)
+    lab = torch.tensor([25.0, -55.0, 110.0]).view(1, 3, 1, 1)
+    L, ab = normalize_lab(lab)
+    assert L.item() == -0.5 and ab.flatten().tolist() == [-0.5, 1.0]
+    assert torch.equal(denormalize_lab(L, ab), lab)
+    assert torch.equal(uint8_to_float(torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 3, 1, 1)).flatten(),
+                       torch.tensor([0.0, 0.2, 1.0]))
+    with pytest.raises(ValueError, match=r"lab must have shape \(B, 3, H, W\)"):
+        lab_to_rgb(torch.rand(1, 2, 4, 4))
+    with pytest.raises(ValueError, match=r"rgb must have shape \(B, 3, H, W\)"):
+        rgb_to_lab(torch.rand(1, 1, 3, 4, 4))
