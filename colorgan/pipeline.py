@@ -144,9 +144,9 @@ class Plan:
     stages: list[Stage] = field(default_factory=list)
     # stage -> the runs it trains in order, (label, run_dir): the multi-run stages' progress (study, ablations)
     runs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)  # PARAMS as parsed (written to params.json)
     # stage -> its runs as jobs for the executor (colorgan.executor), trained before its notebook reuses them
     jobs: dict[str, list[Job]] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # PARAMS as parsed (written to params.json)
 
 
 def stages_for(methods: dict[str, tuple[type[RunConfig], Any]]) -> list[Stage]:
@@ -271,7 +271,7 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
 
     configs = variant_configs(AblationConfig.from_params(params))
     jobs = [Job(f"{name} seed {seed}", c, ColorGANStep) for (name, seed), c in configs.items()]
-    return Plan(profile, out_dir, {"ablations": params}, [stage], {"ablations": job_runs(jobs)}, {"ablations": jobs})
+    return Plan(profile, out_dir, {"ablations": params}, [stage], {"ablations": job_runs(jobs)}, jobs={"ablations": jobs})
 
 
 def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[type[RunConfig], Any]], out_dir: Path,
@@ -315,7 +315,7 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
     for stage in stages:
         stage.config_cls.from_params(params[stage.name])
     jobs = [Job(f"{name} seed {seed}", c, methods[name][1]) for (name, seed), c in configs.items()]
-    return Plan(profile, out_dir, params, stages, {"study": job_runs(jobs)}, {"study": jobs})
+    return Plan(profile, out_dir, params, stages, {"study": job_runs(jobs)}, jobs={"study": jobs})
 
 
 def job_runs(jobs: list[Job]) -> list[tuple[str, str]]:

@@ -149,3 +149,13 @@ def test_missing_default_voc_mini_says_how_to_build_it(tmp_path, monkeypatch):
     p = pipeline.plan("voc-mini", METHODS, results_root=tmp_path)
     assert p.params["train_colorgan"]["data_root"] == "data/voc-mini"
     assert pipeline.plan("voc-mini", METHODS, str(tmp_path / "data" / "voc-mini"), results_root=tmp_path)
+
+
+def test_a_planned_ablation_keeps_its_jobs_and_its_overrides(tmp_path):
+    """The executor's jobs and the typed overrides are two fields of the plan: neither may take the other's place
+    (a merge once passed the jobs positionally into ``overrides``, and the runs trained in the kernel instead)."""
+    overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
+    p = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
+    assert p.overrides == overrides
+    assert len(p.jobs["ablations"]) == len(p.runs["ablations"]) > 0
+    assert [job.cfg.run_dir for job in p.jobs["ablations"]] == [run_dir for _, run_dir in p.runs["ablations"]]
