@@ -266,6 +266,8 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
     params = {"base": base, "out_dir": str(shown / ABLATION_DIR), "runs_dir": str(runs_dir),
               **{k: v for k, v in preset.items() if k != "base"},
               **{k: v for k, v in overrides.items() if k in own_fields}}
+    # the variants planned here are the ones the notebook trains: without them it would run its own demo pair
+    params.setdefault("variants", ABLATION_VARIANTS)
     from colorgan.ablation import variant_configs
     from colorgan.step import ColorGANStep
 

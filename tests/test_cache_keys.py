@@ -159,3 +159,13 @@ def test_a_planned_ablation_keeps_its_jobs_and_its_overrides(tmp_path):
     assert p.overrides == overrides
     assert len(p.jobs["ablations"]) == len(p.runs["ablations"]) > 0
     assert [job.cfg.run_dir for job in p.jobs["ablations"]] == [run_dir for _, run_dir in p.runs["ablations"]]
+
+
+def test_the_ablation_notebook_is_given_the_variants_it_is_planned_with(tmp_path):
+    """Without ``variants`` in its parameters the notebook trains its hand-run demo pair (full, no_noise) while
+    the plan's progress counts every default variant: the planner passes the variants it planned."""
+    p = pipeline.plan("smoke", METHODS, results_root=tmp_path, kind="ablations")
+    variants = p.params["ablations"]["variants"]
+    assert len(variants) > 2 and "full" in variants
+    planned = {label.rsplit(" seed ", 1)[0] for label, _ in p.runs["ablations"]}
+    assert planned == set(variants)
