@@ -87,7 +87,8 @@ book: setup
 ablations: setup
 	$(PY) -m colorgan ablations --profile $(PROFILE) --data "$(DATA)" --params "$$PARAMS" $(VERBOSE_FLAG) $(EXECUTOR_FLAGS)
 
-# Re-judge the committed study from results/study/per_image_metrics.csv (no training): its tables and verdicts by
+# Re-judge the committed study from results/study/per_image_metrics.csv and its ablation from
+# results/study/ablation/ablation_per_image.csv.gz (no training): their tables, charts and verdicts by
 # today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block
 rejudge: setup
 	$(PY) -c "from colorgan import study, summary; study.rejudge('results/study'); summary.update_readme('README.md', 'results/study')"

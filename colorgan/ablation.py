@@ -99,7 +99,10 @@ def wide_table(table: pd.DataFrame) -> pd.DataFrame:
         row = {"variant": variant, "seeds": int(group.seeds.iloc[0])}
         for r in group.itertuples():
             digits = 3 if r.metric in ("ssim",) else 2
-            row[r.metric] = f"{r.mean:.{digits}f} [{r.low:.{digits}f}, {r.high:.{digits}f}]"
+            if r.low == r.high:  # e.g. no_noise's diversity: identical samples, 0 on every image and seed
+                row[r.metric] = f"{r.mean:.{digits}f} (every image and seed equal)"
+            else:
+                row[r.metric] = f"{r.mean:.{digits}f} [{r.low:.{digits}f}, {r.high:.{digits}f}]"
             if "diff_vs_full" in group and not pd.isna(r.diff_vs_full):
                 mark = "*" if r.significant else ""
                 # one more digit than the means: a significant but tiny Δ must not print as +0.00*
@@ -134,6 +137,31 @@ def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataF
     return paths
 
 
+def rejudge(out_dir: Path | str, num_resamples: int = 2000) -> list[Path]:
+    """Recompute an ablation's tables, charts and verdicts from its kept per-image evidence (no training).
+
+    ``make rejudge`` runs it on results/study/ablation: the ablation judged by today's claims and rule, and
+    shown by today's tables and charts. Its run_metadata.json (what trained) is left as the runs wrote it.
+    """
+    from colorgan.report import delta_chart, table_markdown
+
+    out_dir = Path(out_dir)
+    evidence = out_dir / ABLATION_EVIDENCE
+    if not evidence.is_file():
+        raise FileNotFoundError(f"{evidence} is missing: the ablation's per-image evidence is what it is re-judged "
+                                "from; run `make ablations` for that profile first")
+    per_image = pd.read_csv(evidence)
+    table = ablation_table(per_image, num_resamples=num_resamples)
+    paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / "verdicts.csv",
+             out_dir / "ablation_chart.png", out_dir / "ablation_deltas.png"]
+    table.to_csv(paths[0], index=False)
+    paths[1].write_text(table_markdown(wide_table(table)))
+    judge(per_image, num_resamples=num_resamples).to_csv(paths[2], index=False)
+    ablation_chart(table).savefig(paths[3], dpi=110)
+    delta_chart(table, HIGHER_IS_BETTER).savefig(paths[4], dpi=110)
+    return paths
+
+
 def run_dirs(per_image: pd.DataFrame) -> list[str]:
     """The run folders behind ``run_ablation``'s per-image metrics, in the order they ran."""
     return list(dict.fromkeys(per_image.run_dir))
@@ -152,6 +180,10 @@ def ablation_chart(table: pd.DataFrame) -> "plt.Figure":
         errors = np.array([rows["mean"] - rows["low"], rows["high"] - rows["mean"]])
         colours = ["tab:gray" if v == "full" else "tab:blue" for v in rows.variant]
         ax.bar(range(len(rows)), rows["mean"], yerr=np.nan_to_num(errors), color=colours, capsize=3)
+        for x, (mean, low, high) in enumerate(zip(rows["mean"], rows["low"], rows["high"])):
+            if low == high:  # a zero-width interval is a constant (no_noise's diversity), not a precise estimate
+                ax.annotate("all equal", (x, mean), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
+                            rotation=90, fontsize=6)
         ax.set_xticks(range(len(rows)), rows.variant, rotation=70, fontsize=7)
         arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
         ax.set_title(f"{metric} ({arrow} better)", fontsize=9)

@@ -291,8 +291,13 @@ def write_tables(table: pd.DataFrame, judged: pd.DataFrame, budgets: dict[str, i
 def rejudge(out_dir: Path | str, num_resamples: int = 2000) -> list[Path]:
     """Recompute a study's tables and verdicts from its committed per-image metrics (no training, no scoring).
 
-    ``make rejudge`` runs it on results/study: the committed study judged by today's claims and rule.
+    ``make rejudge`` runs it on results/study: the committed study judged by today's claims and rule. Its
+    ablation (``out_dir/ablation``), when its per-image evidence is there, is re-judged and re-drawn as well.
     """
+    from colorgan import ablation
+
+    if (Path(out_dir) / ABLATION_DIR / ABLATION_EVIDENCE).is_file():
+        ablation.rejudge(Path(out_dir) / ABLATION_DIR, num_resamples)
     results = load_results(out_dir)
     table = study_table(results.per_image, num_resamples)
     budgets = {r["config"]["method"]: r["config"]["num_steps"] * r["config"]["batch_size"] for r in results.runs}

@@ -176,3 +176,34 @@ def test_the_front_page_reads_an_ablation_only_profiles_verdicts(tmp_path):
     page = report.headline(tmp_path)
     assert "Verdicts on the paper" in page and "The noise branch improves quality (PSNR)" in page
     assert "claims_sha256" not in page and "margin" in page  # the gist, not the full record
+
+
+def test_a_constant_metric_says_so_instead_of_a_zero_width_interval():
+    """no_noise's diversity is 0 on every image and seed: the table and chart say 'equal', not '[0.00, 0.00]'."""
+    per_image = synthetic_per_image(effect=-1.0)
+    per_image.loc[per_image.variant == "no_noise", "diversity"] = 0.0
+    table = ablation.ablation_table(per_image, num_resamples=200)
+    cell = ablation.wide_table(table).set_index("variant").loc["no_noise", "diversity"]
+    assert cell == "0.00 (every image and seed equal)"
+    assert "[" in ablation.wide_table(table).set_index("variant").loc["full", "diversity"]
+    fig = ablation.ablation_chart(table)
+    labels = {ax.get_title().split()[0]: [t.get_text() for t in ax.texts] for ax in fig.axes}
+    assert labels["diversity"] == ["all equal"] and labels["psnr"] == []  # psnr varies in every variant
+    assert labels["ssim"] == ["all equal"] * 3  # the synthetic SSIM is 0.5 everywhere
+
+
+def test_rejudge_redraws_the_ablation_from_its_evidence_alone(tmp_path):
+    """make rejudge: tables, charts and verdicts recomputed from ablation_per_image.csv.gz; none without it."""
+    with pytest.raises(FileNotFoundError, match="per-image evidence"):
+        ablation.rejudge(tmp_path)
+    per_image = synthetic_per_image(effect=-1.0)
+    per_image.to_csv(tmp_path / "ablation_per_image.csv.gz", index=False)
+    (tmp_path / "verdicts.csv").write_text("stale\n")
+    paths = ablation.rejudge(tmp_path, num_resamples=200)
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    table = pd.read_csv(tmp_path / "ablation_table.csv")
+    expected = ablation.ablation_table(per_image, num_resamples=200)
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    judged = pd.read_csv(tmp_path / "verdicts.csv").set_index("claim").verdict
+    assert judged["The noise branch improves quality (PSNR)"] == V.SUPPORTED
+    assert "(every image and seed equal)" in (tmp_path / "ablation_table.md").read_text()
