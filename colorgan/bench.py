@@ -614,9 +614,9 @@ README_COLUMNS = ("bf16", "channels_last", "fused_adam", "all")  # after fp32 ea
 
 
 def readme_row(workload: str, record: dict[str, Any]) -> str:
-    """The README's bench table row for one committed record: fp32 eager images/s, each switch's ratio to
+    """docs/speed.md's bench table row for one committed record: fp32 eager images/s, each switch's ratio to
     it ('—' when not measured) and the convolution stack's fp32 / bf16 GFLOP/s (tests/test_bench.py keeps
-    the README equal to these)."""
+    docs/speed.md equal to these)."""
     variants, conv = record["variants"], record.get("conv_reference")
     cells = [workload, f"{variants[BENCH_REFERENCE]['images_per_s']:.1f} img/s",
              *(f"{variants[name]['speedup']:.2f}×" if name in variants else "—" for name in README_COLUMNS),

@@ -228,8 +228,8 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inception-weights", default="auto",
-                        help="FID Inception: auto (its file in the torch hub cache, if present: README, 'Inception "
-                             "and LPIPS weights'), off, or a file")
+                        help="FID Inception: auto (its file in the torch hub cache, if present: "
+                             "docs/benchmark-your-colorizer.md, 'Inception and LPIPS weights'), off, or a file")
     parser.add_argument("--lpips-weights", default="auto",
                         help="LPIPS linear weights: auto (their file in the torch hub cache, if present), off, or a file")
 

@@ -92,7 +92,7 @@ def test_bench_config_is_validated(changes, message):
         BenchConfig(**changes)
 
 
-# The README's bench table: each committed record in results/bench/ and its row's workload label.
+# docs/speed.md's bench table: each committed record in results/bench/ and its row's workload label.
 README_BENCH_ROWS = {
     "cpu-intel-r-xeon-r-processor-2-threads.json": "paper widths, 32², batch 8 (`make bench`)",
     "cpu-intel-r-xeon-r-processor-2-threads-smoke-widths-64px.json":
@@ -100,11 +100,11 @@ README_BENCH_ROWS = {
 }
 
 
-def test_readme_bench_table_matches_the_committed_records():
+def test_the_speed_page_bench_table_matches_the_committed_records():
     root = Path(__file__).resolve().parents[1]
-    readme = (root / "README.md").read_text()
+    readme = (root / "docs" / "speed.md").read_text()
     assert {p.name for p in (root / "results" / "bench").glob("*.json")} == set(README_BENCH_ROWS)
     for name, workload in README_BENCH_ROWS.items():
         record = json.loads((root / "results" / "bench" / name).read_text())
         row = bench.readme_row(workload, record)
-        assert row in readme, f"README.md's bench row for {name} should read:\n{row}"
+        assert row in readme, f"docs/speed.md's bench row for {name} should read:\n{row}"

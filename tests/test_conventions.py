@@ -192,19 +192,19 @@ def test_published_numbers_have_a_protocol_a_convention_and_a_source():
     assert published.paper_table1()["colorgan"] == (24.333, 0.938)
 
 
-def test_readme_shows_the_package_table_of_published_numbers():
-    readme = (REPO / "README.md").read_text()
-    assert report.table_markdown(published.published_table()) in readme, (
-        "README's published-numbers table differs from colorgan/published.py: paste "
-        "report.table_markdown(published.published_table()) into README.md")
+def test_the_conventions_page_shows_the_package_table_of_published_numbers():
+    page = (REPO / "docs" / "conventions.md").read_text()
+    assert report.table_markdown(published.published_table()) in page, (
+        "docs/conventions.md's published-numbers table differs from colorgan/published.py: paste "
+        "report.table_markdown(published.published_table()) into it")
 
 
-def test_readme_pooled_psnr_of_the_study_is_computed_from_its_committed_per_image_psnr():
+def test_the_study_page_pooled_psnr_is_computed_from_its_committed_per_image_psnr():
     reductions = report.psnr_reductions(pd.read_csv(REPO / "results" / "study" / "per_image_metrics.csv"))
     pooled = dict(zip(reductions.Method, reductions[published.VARIANTS["psnr_pooled"].label]))
     sentence = (f"ColorGAN {pooled['ColorGAN']:.2f}, ChromaGAN {pooled['ChromaGAN']:.2f}, "
                 f"ColTran {pooled['ColTran']:.2f}, grayscale {pooled['grayscale (ab = 0)']:.2f} dB")
-    assert sentence in " ".join((REPO / "README.md").read_text().split())
+    assert sentence in " ".join((REPO / "docs" / "study.md").read_text().split())
     assert (reductions["pooled − per-image (dB)"] < 0).all()  # Jensen: pooling never raises PSNR
 
 

@@ -178,7 +178,7 @@ def colorize_peak_mib(image: Path, out: Path, run: Path, band_pixels: int | None
     return int(kib) / 1024
 
 
-# The README states the measured figure ("When files or runs go wrong"). Measured with this test's
+# docs/cli.md states the measured figure ("When files or runs go wrong"). Measured with this test's
 # method: 426, 482, 498, 502, 516 and 550 MiB added (peaks 1516-1572 MiB, model and libraries included).
 # Converted in one piece (BAND_PIXELS = 6000 * 4000) the peak was 4532 MiB, about 3.5 GiB added.
 LARGE_PHOTO_PEAK_MIB = 768

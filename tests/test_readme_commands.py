@@ -1,4 +1,5 @@
-"""Every command in the README's ```bash blocks, typed as written, gets past what can be checked cheaply.
+"""Every command in the ```bash blocks of the README and docs/, typed as written, gets past what can be checked
+cheaply.
 
 `make` commands run as `make -n` (the target exists, its arguments pass the Makefile's own checks)
 and, for the pipeline targets, through ``pipeline.plan``: every stage's parameters are validated, as
@@ -25,10 +26,15 @@ from colorgan.config import BenchConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
+# the README and the pages it sends readers to
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """The shell commands of README.md's ```bash blocks: continuation lines joined, comments dropped."""
+    """The shell commands of the ```bash blocks of README.md and docs/*.md: continuation lines joined,
+    comments dropped."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S):
+    for block in re.findall(r"```bash\n(.*?)```", "\n".join(p.read_text() for p in PAGES), re.S):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             line = re.sub(r"(^|\s+)#\s.*$", "", line).strip()
             if line:

@@ -70,7 +70,7 @@ def assert_same_training(reference: Run, run: Run, loss_rel: float, loss_abs: fl
         assert distance <= weight_distance, f"{kind} ended {distance:.3g} of the training's own change apart"
 
 
-# Each switch, its stated tolerances (README "Speed and scale") and what was measured (2 steps, 32², batch 4;
+# Each switch, its stated tolerances (docs/speed.md) and what was measured (2 steps, 32², batch 4;
 # weights: relative_distance over the trained weights):
 # - share_vgg_targets off: the same operations, so bit for bit.
 # - fused_adam off: the same sums in another order (losses 7e-8 relative, weights 2e-6).
