@@ -27,9 +27,12 @@ nondeterminism.
 from __future__ import annotations
 
 import logging
+import contextlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,29 +124,49 @@ def train_local(jobs: list[Job], ex: ExecutorConfig, poll_seconds: float = 0.5) 
              f", GPUs {devices}" if devices[0] is not None else "")
     context = multiprocessing.get_context("spawn")  # a forked child would share the parent's CUDA and thread pools
     waiting, running, failures = list(jobs), {}, []
-    try:
-        while waiting or running:
-            for slot, device in enumerate(devices):
-                if slot not in running and waiting:
-                    job = waiting.pop(0)
-                    process = context.Process(target=work, args=(job, threads, device), name=f"run-{job.label}")
-                    process.start()
-                    running[slot] = (job, process)
-            time.sleep(poll_seconds)
-            for slot, (job, process) in list(running.items()):
-                if process.exitcode is None:
-                    continue
-                del running[slot]
-                if process.exitcode != 0:
-                    code = process.exitcode
-                    reason = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-                    failures.append(Failure(job.label, job.cfg.run_dir, reason, log_tail(job.cfg.run_dir)))
-                    log.error("run %s failed (%s); the others go on", job.label, reason)
-    finally:  # interrupted (Ctrl-C): stop the workers; their runs resume from their checkpoints next time
-        for job, process in running.values():
-            process.terminate()
-            process.join()
+    with sigterm_as_interrupt():
+        try:
+            while waiting or running:
+                for slot, device in enumerate(devices):
+                    if slot not in running and waiting:
+                        job = waiting.pop(0)
+                        process = context.Process(target=work, args=(job, threads, device),
+                                                  name=f"run-{job.label}")
+                        process.start()
+                        running[slot] = (job, process)
+                time.sleep(poll_seconds)
+                for slot, (job, process) in list(running.items()):
+                    if process.exitcode is None:
+                        continue
+                    del running[slot]
+                    if process.exitcode != 0:
+                        code = process.exitcode
+                        reason = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+                        failures.append(Failure(job.label, job.cfg.run_dir, reason, log_tail(job.cfg.run_dir)))
+                        log.error("run %s failed (%s); the others go on", job.label, reason)
+        finally:  # interrupted (Ctrl-C, SIGTERM): stop the workers; their runs resume from their checkpoints next time
+            for job, process in running.values():
+                process.terminate()
+                process.join()
     return failures
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (``kill PID``, a scheduler's or CI's time-out) raises KeyboardInterrupt here, as Ctrl-C does, so the
+    workers are stopped instead of left training as orphans that hold their runs' locks. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def work(job: Job, threads: int, device: int | None) -> None:

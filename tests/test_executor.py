@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -139,6 +140,46 @@ def test_a_cpu_run_repeats_bit_for_bit_at_one_thread_count_and_drifts_across_cou
     assert all(torch.equal(weights["two"][k], weights["two again"][k]) for k in weights["two"])
     apart = relative_distance(weights["one"], weights["two"], initial, trained_keys(weights["two"]))
     assert 0 < apart < 1e-2
+
+
+PARENT = """
+import sys
+from pathlib import Path
+from colorgan.config import ExecutorConfig
+from colorgan.executor import train_runs
+from tests.test_executor import stored
+train_runs([stored(Path(sys.argv[1]), num_steps=100000, seed=0)], ExecutorConfig(workers=1, threads_per_worker=1))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_command_stops_its_workers(tmp_path):
+    """``kill PID`` of the command (or a time-out's SIGTERM) stops its workers as Ctrl-C does: no orphan keeps
+    training and holding the run's lock."""
+    repo = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], cwd=repo,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+    run_dir = Path(stored(tmp_path, num_steps=100000, seed=0).cfg.run_dir)
+    try:
+        wait_for(lambda: executor.worker_pid(run_dir) is not None and any((run_dir / "checkpoints").glob("*.pt")),
+                 timeout=300, what="the worker's first checkpoint")
+        worker = executor.worker_pid(run_dir)
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=60)
+        wait_for(lambda: not pid_alive(worker), timeout=30, what=f"worker {worker} to stop")
+    finally:  # whatever happened, leave no process behind
+        parent.kill()
+        orphan = executor.worker_pid(run_dir)
+        if orphan is not None and pid_alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 # ------------------------------------------------------------------------------- slurm (submitit)
