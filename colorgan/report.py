@@ -448,7 +448,9 @@ def save_table1(table: pd.DataFrame, per_image: pd.DataFrame, out_dir: Path | st
 def table1_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Table 1 as blocks: ('', the runs and the rows on their images, size and protocol), then one
     (what differs, rows) per other scored set. The column that says why is left out of the blocks."""
-    why = table[APART].fillna("") if APART in table else pd.Series([""] * len(table), index=table.index)
+    # a table read back from CSV has an all-empty column as float NaN: as text first, then '' for the missing
+    why = (table[APART].astype(object).where(table[APART].notna(), "") if APART in table
+           else pd.Series([""] * len(table), index=table.index))
     rows = table.drop(columns=[APART], errors="ignore")
     blocks = [("", rows[why == ""])]
     blocks += [(reason, rows[why == reason]) for reason in dict.fromkeys(why[why != ""])]

@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -241,3 +242,17 @@ def test_make_ablations_runs_the_offline_smoke_ablation(tmp_path: Path):
     assert "colorgan ablations --profile ablation-mini " in command("PROFILE=ablation-mini")
     with pytest.raises(FileNotFoundError, match="voc-mini"):  # still needs voc-mini, and says how to get it
         pipeline.plan("ablation-mini", METHODS, str(tmp_path / "no-voc-mini"), {}, tmp_path, kind="ablations")
+
+
+def test_table1_read_back_from_csv_splits_into_blocks_without_a_dtype_warning(tmp_path):
+    """A Table 1 whose rows were all compared has an empty 'scored apart' column, which a CSV round trip reads
+    as float NaN: the blocks come out as one, with no pandas warning (a future pandas raises there)."""
+    table = pd.DataFrame({"Method": ["ColorGAN", "grayscale (ab = 0)"], "PSNR": [20.0, 19.0],
+                          report.APART: ["", ""]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    read_back = pd.read_csv(tmp_path / "t.csv")
+    assert read_back[report.APART].isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blocks = report.table1_blocks(read_back)
+    assert [why for why, _ in blocks] == [""] and list(blocks[0][1].Method) == ["ColorGAN", "grayscale (ab = 0)"]
