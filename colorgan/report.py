@@ -24,7 +24,7 @@ from colorgan.config import ABLATION_DIR, DataConfig, RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.evaluate import eval_dir, evaluate_or_reuse, test_set_name
 from colorgan.metrics import GRAYSCALE, bootstrap_ci, pooled_psnr, pooled_psnr_ci
-from colorgan.published import VARIANTS, paper_table1, same_protocol_as_paper
+from colorgan.published import PAPER_NAMES, PAPER_PROTOCOLS, VARIANTS, paper_table1, same_protocol_as_paper
 from colorgan.score import ground_truth_digest
 from colorgan.testset import load_test_folder
 from colorgan.train import StepFactory, load_trained
@@ -41,88 +41,7 @@ PAPER_TABLE1 = paper_table1()
 TABLE1_PSNR, TABLE1_SSIM = VARIANTS["psnr"].label, VARIANTS["ssim"].label
 PAPER_PSNR, PAPER_SSIM = "paper PSNR (published), convention unstated", "paper SSIM (published), convention unstated"
 METHOD_NAMES = {"colorgan": "ColorGAN", "chromagan": "ChromaGAN", "coltran": "ColTran", GRAYSCALE: GRAYSCALE}
-# The papers' protocols, one table per method: config field -> (the paper's value, how the paper says it).
-# ColorGAN: §3.1 and eq. 1-2 of Shafiq & Lee. Precision: the paper names no mixed precision, so fp32.
-# Baselines: their own papers (and official code; ../shared/docs/baselines.md) for the model and the
-# optimisation; data and image size are ColorGAN's Table 1 setting, the one their numbers are compared in
-# (ColorGAN does not say how it trained them, so their training budget is left open).
-_TABLE1_DATA = {
-    "data": ("voc", "PASCAL VOC2012 (ColorGAN's Table 1: 15,413 train / 1,712 test)"),
-    "image_size": (256, "256×256 (ColorGAN's Table 1)"),
-    "max_images": (0, "all training images"),
-}
-PAPER_PROTOCOLS: dict[str, dict[str, tuple[Any, str]]] = {
-    "colorgan": {
-        "data": ("voc", "PASCAL VOC2012 (17,125 images; 15,413 train / 1,712 test)"),
-        "image_size": (256, "256×256"),
-        "max_images": (0, "all 15,413 training images"),
-        "num_epochs": (300, "300 epochs"),
-        "num_steps": (0, "300 full epochs"),
-        "max_minutes": (0.0, "300 full epochs"),
-        "batch_size": (16, "batch 16"),
-        "lr_g": (1e-4, "generator learning rate 1e-4"),
-        "lr_d": (2e-4, "discriminator learning rate 2e-4"),
-        "beta1": (0.5, "Adam β1 = 0.5"),
-        "beta2": (0.999, "Adam β2 = 0.999"),
-        "lambda_g": (0.1, "λg = 0.1 (eq. 1)"),
-        "lambda_p": (100.0, "λp = 100 (eq. 1)"),
-        "lambda_l1": (10.0, "λL1 = 10 (eq. 1)"),
-        "lambda_s": (1.0, "λs = 1 (eq. 1)"),
-        "noise_std": (0.1, "z ~ N(0, 0.1²) (eq. 2)"),
-        "use_noise": (True, "noise branch on (§2.1)"),
-        "use_skips": (True, "encoder-to-generator skips on (§2.1)"),
-        "adversarial": ("wgan-clip", "WGAN as in its ref. [2] (Arjovsky et al.: weight clipping)"),
-        "vgg_weights": ("imagenet", "pre-trained VGG for Lp and Ls"),
-        "amp": ("off", "fp32 (no mixed precision mentioned)"),
-    },
-    "chromagan": {
-        **_TABLE1_DATA,
-        "trunk_width": (64, "VGG16 trunk (64 channels first)"),
-        "head_width": (512, "branch convolutions 512"),
-        "global_dim": (256, "global vector 256"),
-        "class_hidden": (4096, "class head 4096-4096-1000"),
-        "decoder_width": (128, "decoder 128 channels"),
-        "disc_width": (64, "PatchGAN critic, 64 channels first"),
-        "disc_layers": (3, "3 stride-2 critic layers"),
-        "disc_slope": (0.3, "LeakyReLU 0.3 (Keras default)"),
-        "vgg_input": ("unit", "tiled L in [0, 1], no mean subtraction (official code)"),
-        "teacher_size": (224, "VGG16 teacher at 224 px"),
-        "lambda_e": (1.0, "colour error weight 1"),
-        "alpha": (0.003, "class KL weight α = 0.003"),
-        "lambda_g": (0.1, "λg = 0.1"),
-        "gp_weight": (10.0, "gradient penalty 10"),
-        "lr_g": (2e-5, "Adam 2e-5"),
-        "lr_d": (2e-5, "Adam 2e-5"),
-        "beta1": (0.5, "Adam β1 = 0.5"),
-        "beta2": (0.999, "Adam β2 = 0.999"),
-        "vgg_weights": ("imagenet", "ImageNet VGG16 (trunk and class teacher)"),
-        "amp": ("off", "fp32"),
-    },
-    "coltran": {
-        **_TABLE1_DATA,
-        "coarse_size": (64, "64×64 core"),
-        "hidden_size": (512, "core width 512"),
-        "ff_size": (512, "core feed-forward 512"),
-        "num_heads": (4, "4 heads"),
-        "num_encoder_layers": (4, "4 encoder layers"),
-        "num_outer_layers": (2, "2 outer decoder layers"),
-        "num_inner_layers": (2, "2 inner decoder layers"),
-        "lambda_ar": (0.99, "0.99·NLL_AR"),
-        "lambda_parallel": (0.01, "0.01·NLL_parallel"),
-        "upsampler_hidden_size": (512, "upsampler width 512"),
-        "upsampler_ff_size": (512, "upsampler feed-forward 512"),
-        "upsampler_heads": (4, "upsampler heads 4"),
-        "num_color_upsampler_layers": (4, "4 colour upsampler layers"),
-        "num_spatial_upsampler_layers": (3, "3 spatial upsampler layers"),
-        "lr": (3e-4, "RMSprop 3e-4"),
-        "ema_decay": (0.999, "Polyak average 0.999"),
-        "amp": ("off", "fp32"),
-    },
-}
 PAPER_PROTOCOL = PAPER_PROTOCOLS["colorgan"]
-PAPER_NAMES = {"colorgan": "the paper's §3.1 settings",
-               "chromagan": "ChromaGAN's paper (Vitoria et al.) in ColorGAN's Table 1 setting",
-               "coltran": "ColTran's paper (Kumar et al.) in ColorGAN's Table 1 setting"}
 # Never a difference: fields that do not change the numbers (bookkeeping; the seed, as the note says "up to
 # seed"), that change only the speed (same maths, see `colorgan bench`), or that belong to a data source
 # other than the paper's (the data line covers them).
