@@ -122,18 +122,25 @@ def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataF
                   profile: str = "") -> list[Path]:
     """Into the ablation's own folder: ablation_table.csv (long), ablation_table.md (wide), the per-image
     evidence (gzip CSV), verdicts.csv and run_metadata.json (config, provenance and finish record of every run)."""
-    from colorgan.report import save_run_metadata, table_markdown
+    from colorgan.report import save_run_metadata
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / ABLATION_EVIDENCE,
-             out_dir / "verdicts.csv"]
+    paths = write_judged(table, judged, out_dir) + [out_dir / ABLATION_EVIDENCE]
+    # mtime=0: the same evidence gives the same bytes (the summary's cache key is its digest)
+    per_image.to_csv(paths[-1], index=False, compression={"method": "gzip", "mtime": 0})
+    paths.append(save_run_metadata(run_dirs(per_image), profile or out_dir.name, out_dir))
+    return paths
+
+
+def write_judged(table: pd.DataFrame, judged: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """ablation_table.csv (long), ablation_table.md (wide) and verdicts.csv into ``out_dir``."""
+    from colorgan.report import table_markdown
+
+    paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / "verdicts.csv"]
     table.to_csv(paths[0], index=False)
     paths[1].write_text(table_markdown(wide_table(table)))
-    # mtime=0: the same evidence gives the same bytes (the summary's cache key is its digest)
-    per_image.to_csv(paths[2], index=False, compression={"method": "gzip", "mtime": 0})
-    judged.to_csv(paths[3], index=False)
-    paths.append(save_run_metadata(run_dirs(per_image), profile or out_dir.name, out_dir))
+    judged.to_csv(paths[2], index=False)
     return paths
 
 
@@ -143,7 +150,7 @@ def rejudge(out_dir: Path | str, num_resamples: int = 2000) -> list[Path]:
     ``make rejudge`` runs it on results/study/ablation: the ablation judged by today's claims and rule, and
     shown by today's tables and charts. Its run_metadata.json (what trained) is left as the runs wrote it.
     """
-    from colorgan.report import delta_chart, table_markdown
+    from colorgan.report import delta_chart
 
     out_dir = Path(out_dir)
     evidence = out_dir / ABLATION_EVIDENCE
@@ -152,13 +159,10 @@ def rejudge(out_dir: Path | str, num_resamples: int = 2000) -> list[Path]:
                                 "from; run `make ablations` for that profile first")
     per_image = pd.read_csv(evidence)
     table = ablation_table(per_image, num_resamples=num_resamples)
-    paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / "verdicts.csv",
-             out_dir / "ablation_chart.png", out_dir / "ablation_deltas.png"]
-    table.to_csv(paths[0], index=False)
-    paths[1].write_text(table_markdown(wide_table(table)))
-    judge(per_image, num_resamples=num_resamples).to_csv(paths[2], index=False)
-    ablation_chart(table).savefig(paths[3], dpi=110)
-    delta_chart(table, HIGHER_IS_BETTER).savefig(paths[4], dpi=110)
+    paths = write_judged(table, judge(per_image, num_resamples=num_resamples), out_dir)
+    paths += [out_dir / "ablation_chart.png", out_dir / "ablation_deltas.png"]
+    ablation_chart(table).savefig(paths[-2], dpi=110)
+    delta_chart(table, HIGHER_IS_BETTER).savefig(paths[-1], dpi=110)
     return paths
 
 
@@ -182,8 +186,8 @@ def ablation_chart(table: pd.DataFrame) -> "plt.Figure":
         ax.bar(range(len(rows)), rows["mean"], yerr=np.nan_to_num(errors), color=colours, capsize=3)
         for x, (mean, low, high) in enumerate(zip(rows["mean"], rows["low"], rows["high"])):
             if low == high:  # a zero-width interval is a constant (no_noise's diversity), not a precise estimate
-                ax.annotate("all equal", (x, mean), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
-                            rotation=90, fontsize=6)
+                ax.annotate("all equal", (x, mean), xytext=(0, 4), textcoords="offset points", ha="center",
+                            va="bottom", rotation=90, fontsize=6)
         ax.set_xticks(range(len(rows)), rows.variant, rotation=70, fontsize=7)
         arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
         ax.set_title(f"{metric} ({arrow} better)", fontsize=9)
