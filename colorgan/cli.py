@@ -15,9 +15,7 @@ import functools
 import json
 import logging
 import os
-import shutil
 import sys
-import threading
 import time
 import typing
 from pathlib import Path
@@ -29,7 +27,6 @@ from colorgan.config import (BenchConfig, ColorGANConfig, ExecutorConfig, GpuChe
                              Table1Config, field_default)
 
 if TYPE_CHECKING:
-    from colorgan import pipeline
     from colorgan.train import StepFactory
 
 METHOD_NAMES = ("colorgan", "chromagan", "coltran")  # the keys of ``methods()``, known without importing torch
@@ -401,14 +398,15 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from colorgan import pipeline
+    from colorgan import book_build, pipeline, plan
+    from colorgan.progress import ProgressPrinter
 
     started = time.monotonic()
     kind = "ablations" if args.command == "ablations" else "reproduce"
     # every stage's parameters are validated here, before any notebook runs
-    p = pipeline.plan(args.profile, methods(), args.data, pipeline.parse_overrides(args.params), kind=kind)
+    p = plan.plan(args.profile, methods(), args.data, plan.parse_overrides(args.params), kind=kind)
     if getattr(args, "book_only", False):
-        html = pipeline.build_book(p)
+        html = book_build.build_book(p)
     else:
         nproc = stage_processes(getattr(args, "nproc", 1))
         executor = ExecutorConfig.from_params({f.name: getattr(args, f.name) for f in dataclasses.fields(ExecutorConfig)
@@ -419,13 +417,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"  {stage:<18} {state}")
         html = p.out_dir / "html-build" / "_build" / "html"
     if kind == "ablations":
-        print(f"ablation results: {pipeline.repo_relative(p.out_dir / 'ablation')}/ (tables, chart, verdicts)")
+        print(f"ablation results: {plan.repo_relative(p.out_dir / 'ablation')}/ (tables, chart, verdicts)")
     print(f"book: {html / 'index.html'} ({time.monotonic() - started:.0f} s)")
-    folders = pipeline.override_folders(p.profile)
+    folders = plan.override_folders(p.profile)
     if folders:
         print(f"results of {p.profile} with PARAMS (each folder's params.json holds its overrides):")
         for folder, overrides in folders:
-            print(f"  {pipeline.repo_relative(folder)}  " + " ".join(f"{k}={v!r}" for k, v in overrides.items()))
+            print(f"  {plan.repo_relative(folder)}  " + " ".join(f"{k}={v!r}" for k, v in overrides.items()))
     return 0
 
 
@@ -439,69 +437,6 @@ def stage_processes(nproc: int) -> dict[str, int]:
     if single:
         print(f"note: {', '.join(single)} train(s) in one process (no data-parallel step); the others on {nproc}")
     return {f"train_{name}": nproc for name in methods() if name not in single}
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-class ProgressPrinter:
-    """Prints the pipeline's Events. On a terminal the live line is rewritten in place (carriage
-    return); in a log (not a TTY) it prints plain lines, a progress line at most every ``log_interval`` s."""
-
-    def __init__(self, stream: typing.TextIO, log_interval: float = 60.0):
-        self.stream, self.tty, self.log_interval = stream, stream.isatty(), log_interval
-        self.last_line = 0.0
-        self.live = False  # a carriage-return line is on screen
-        self.lock = threading.Lock()  # events also come from the pipeline's watcher thread
-
-    def __call__(self, event: "pipeline.Event") -> None:
-        with self.lock:
-            text = self.format(event)
-            if event.kind in ("train", "cell"):
-                if self.tty:
-                    width = shutil.get_terminal_size().columns - 1
-                    self.stream.write("\r" + text[:width].ljust(width))
-                    self.live = True
-                elif time.monotonic() - self.last_line >= self.log_interval:
-                    self.stream.write(text + "\n")
-                    self.last_line = time.monotonic()
-            else:
-                self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
-                self.live = False
-            self.stream.flush()
-
-    @staticmethod
-    def format(event: "pipeline.Event") -> str:
-        info, stage = event.info, event.stage
-        if event.kind == "start":
-            return f"stage {stage}: running"
-        if event.kind == "cached":
-            return f"stage {stage}: cached"
-        if event.kind == "resume":
-            run = f" {info['label']}" if "label" in info else ""
-            return f"resuming {stage}{run} at step {info['step']} of {info['total_steps']}"
-        if event.kind == "train" and "run" in info:  # a stage of several runs (study, ablations)
-            runs = " | ".join(f"{r['label']} step {r['step']}/{r['total_steps']} "
-                              f"{'%.0f' % r['images_per_s'] if r['images_per_s'] else '--'} img/s "
-                              f"ETA {_duration(r['eta_s'])}" for r in info.get("in_flight") or [info])
-            counts = (f"{info['running']} running · {info['done']} done · {info['waiting']} waiting"
-                      if "running" in info else f"run {info['run']}/{info['runs']}")
-            return f"  {stage} {counts} · {runs} · stage ETA {_duration(info['stage_eta_s'])}"
-        if event.kind == "train":
-            speed = f"{info['images_per_s']:.1f} img/s" if info["images_per_s"] else "-- img/s"
-            terms = " ".join(f"{k}={v:.3g}" for k, v in list(info["terms"].items())[:6])
-            return (f"  {stage} step {info['step']}/{info['total_steps']} {speed} "
-                    f"ETA {_duration(info['eta_s'])} {terms}").rstrip()
-        if event.kind == "cell":
-            return f"  {stage} cell {info['cell']}/{info['cells']}: {info['source'][:70]}"
-        if event.kind == "done":
-            headline = f"; {info['headline']}" if info["headline"] else ""
-            return f"stage {stage}: done in {_duration(info['seconds'])}{headline}"
-        return f"stage {stage}: {event.kind} {info}"
 
 
 def cmd_data_voc(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The content hash of the suite's code: caches key on it, so a changed tree never serves old numbers.
 
 Two hashes, both over ``.py`` files by path and content (comments count too: a cheap, safe over-approximation):
-- ``code_hash``: every file of the library and the baselines. Stage keys (``pipeline.stage_key``) use it, so
+- ``code_hash``: every file of the library and the baselines. Stage keys (``plan.stage_key``) use it, so
   any edit re-runs the book's notebooks (cheap: they reuse finished runs).
 - ``training_code_hash``: the same without ``PRESENTATION``, the modules that only plan, compare, tabulate or
   draw finished runs. Training run folders (``train.run_hash``) and their reuse (``train.train_or_reuse``)
@@ -19,7 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("colorgan", "baselines")
 # Read finished runs or build configs (which run_hash hashes themselves); never imported by training.
 PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
-    "__main__", "cli", "pipeline", "report", "study", "summary", "ablation", "verdicts", "score", "bench", "gpu_check",
+    "__main__", "cli", "pipeline", "profiles", "plan", "progress", "book_build", "report", "study", "summary",
+    "ablation", "verdicts", "score", "bench", "gpu_check",
     "gpu_check_report", "ddp_check", "deadline", "voc_mini", "published", "run_store", "executor", "mutation"))
 
 

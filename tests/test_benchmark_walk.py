@@ -17,7 +17,7 @@ from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorgan import pipeline, report
+from colorgan import pipeline, plan, report
 from colorgan.cli import METHODS, main
 from colorgan.metrics import GRAYSCALE
 from colorgan.testset import prepare, walk
@@ -173,7 +173,7 @@ def test_make_hands_params_lists_to_the_parser_as_typed(typed: str):
     assert completed.returncode == 0, completed.stderr
     argv = json.loads(completed.stdout.splitlines()[-1])
     params = argv[argv.index("--params") + 1]
-    assert pipeline.parse_overrides(params) == {"table1.external_runs": ["a", "b"], "table1.protocol": "resize"}
+    assert plan.parse_overrides(params) == {"table1.external_runs": ["a", "b"], "table1.protocol": "resize"}
 
 
 # ----------------------------------------------------------------------------------------- quiet output
@@ -237,11 +237,11 @@ def test_make_ablations_runs_the_offline_smoke_ablation(tmp_path: Path):
         return completed.stdout.splitlines()[-1]
 
     assert "colorgan ablations --profile smoke " in command()
-    planned = pipeline.plan("smoke", METHODS, overrides={}, results_root=tmp_path, kind="ablations")
+    planned = plan.plan("smoke", METHODS, overrides={}, results_root=tmp_path, kind="ablations")
     assert planned.params["ablations"]["base"]["data"] == "samples"  # the built-in photos: nothing to fetch
     assert "colorgan ablations --profile ablation-mini " in command("PROFILE=ablation-mini")
     with pytest.raises(FileNotFoundError, match="voc-mini"):  # still needs voc-mini, and says how to get it
-        pipeline.plan("ablation-mini", METHODS, str(tmp_path / "no-voc-mini"), {}, tmp_path, kind="ablations")
+        plan.plan("ablation-mini", METHODS, str(tmp_path / "no-voc-mini"), {}, tmp_path, kind="ablations")
 
 
 def test_table1_read_back_from_csv_splits_into_blocks_without_a_dtype_warning(tmp_path):

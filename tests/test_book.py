@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from colorgan import pipeline, report, study  # noqa: F401  (report sets pandas' display options)
+from colorgan import book_build, pipeline, plan, report, study  # noqa: F401  (report sets pandas' display options)
 from colorgan.cli import METHODS
 from colorgan.config import ABLATION_VARIANTS, AblationConfig, StudyConfig, SummaryConfig, field_default
 
@@ -63,8 +63,8 @@ AS_IS["study"] = {
     "seeds": [0], "num_images_seen": 240, "num_diversity_samples": 2, "out_dir": "results/notebooks/study",
     "runs_dir": "results/notebooks/runs"}
 AS_IS["summary"] = {"out_dir": "results/notebooks/study"}
-STAGES = [*pipeline.stages_for(METHODS), pipeline.Stage("ablations", AblationConfig),
-          pipeline.Stage("study", StudyConfig), pipeline.Stage("summary", SummaryConfig)]
+STAGES = [*plan.stages_for(METHODS), plan.Stage("ablations", AblationConfig),
+          plan.Stage("study", StudyConfig), plan.Stage("summary", SummaryConfig)]
 AS_IS_ORDER = ["data", "train_colorgan", "train_chromagan", "train_coltran", "table1", "report", "ablations", "study",
                "summary"]
 
@@ -142,13 +142,13 @@ def test_every_notebook_runs_as_it_is(tmp_path, monkeypatch):
 
 def test_plan_validates_every_stage_before_work(tmp_path):
     with pytest.raises(ValueError, match=r"PARAMS: no stage has a parameter 'epochs' \(did you mean 'num_epochs'\?\)"):
-        pipeline.plan("smoke", METHODS, overrides={"epochs": 5}, results_root=tmp_path)
+        plan.plan("smoke", METHODS, overrides={"epochs": 5}, results_root=tmp_path)
     with pytest.raises(ValueError, match="lambda_s: -1 is below the minimum"):
-        pipeline.plan("smoke", METHODS, overrides={"lambda_s": -1}, results_root=tmp_path)
+        plan.plan("smoke", METHODS, overrides={"lambda_s": -1}, results_root=tmp_path)
     with pytest.raises(ValueError, match="PROFILE: no reproduce profile 'smoky'"):
-        pipeline.plan("smoky", METHODS, results_root=tmp_path)
+        plan.plan("smoky", METHODS, results_root=tmp_path)
     with pytest.raises(ValueError, match="DATA: this profile reads data='voc'"):
-        pipeline.plan("paper", METHODS, results_root=tmp_path)
+        plan.plan("paper", METHODS, results_root=tmp_path)
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
@@ -157,17 +157,17 @@ def test_incomplete_voc_folder_is_reported_before_work(tmp_path):
     jpegs.mkdir(parents=True)
     (jpegs / "2008_000001.jpg").touch()
     with pytest.raises(FileNotFoundError, match="holds 1 JPEGs, VOC2012 has 17,125"):
-        pipeline.plan("paper", METHODS, str(tmp_path / "VOCdevkit"), results_root=tmp_path / "results")
+        plan.plan("paper", METHODS, str(tmp_path / "VOCdevkit"), results_root=tmp_path / "results")
 
 
 def test_overrides_reach_the_stages_that_have_them(tmp_path):
-    p = pipeline.plan("smoke", METHODS, overrides=pipeline.parse_overrides("lambda_s=0 num_steps=7 seed=3"),
-                      results_root=tmp_path)
+    p = plan.plan("smoke", METHODS, overrides=plan.parse_overrides("lambda_s=0 num_steps=7 seed=3"),
+                  results_root=tmp_path)
     train = p.params["train_colorgan"]
     assert (train["lambda_s"], train["num_steps"], train["seed"]) == (0, 7, 3)
     assert p.params["table1"]["seed"] == 3 and "lambda_s" not in p.params["data"]
     assert p.params["table1"]["run_dirs"] == [p.params[f"train_{method}"]["run_dir"] for method in METHODS]
-    other = pipeline.plan("smoke", METHODS, overrides={"lambda_s": 0.5}, results_root=tmp_path)
+    other = plan.plan("smoke", METHODS, overrides={"lambda_s": 0.5}, results_root=tmp_path)
     assert other.params["train_colorgan"]["run_dir"] != train["run_dir"]  # a run folder per config
 
 
@@ -178,40 +178,40 @@ def test_unchanged_stages_are_cached_and_changes_rerun_downstream(tmp_path):
         ran.append(source.stem)
         output.write_text(json.dumps(params))
 
-    first = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    first = plan.plan("smoke", METHODS, results_root=tmp_path)
     assert set(pipeline.run(first, fake_execute, book=False).values()) == {"ran"}
     ran.clear()
     assert set(pipeline.run(first, fake_execute, book=False).values()) == {"cached"} and not ran
     # overrides write to their own folder; run in the first one here to see which stage keys changed
-    changed = pipeline.plan("smoke", METHODS, overrides={"num_fig2_images": 2}, results_root=tmp_path)
+    changed = plan.plan("smoke", METHODS, overrides={"num_fig2_images": 2}, results_root=tmp_path)
     pipeline.run(dataclasses.replace(changed, out_dir=first.out_dir), fake_execute, book=False)
     assert ran == ["table1", "report"]
     ran.clear()
-    changed = pipeline.plan("smoke", METHODS, overrides={"num_fig2_images": 2, "lambda_p": 50},
-                            results_root=tmp_path)
+    changed = plan.plan("smoke", METHODS, overrides={"num_fig2_images": 2, "lambda_p": 50},
+                        results_root=tmp_path)
     pipeline.run(dataclasses.replace(changed, out_dir=first.out_dir), fake_execute, book=False)
     assert ran == [name for name in ran if name != "data"] and "train_colorgan" in ran and "report" in ran
 
 
 def test_ablation_plan_puts_run_overrides_into_the_base(tmp_path):
-    p = pipeline.plan("smoke", METHODS, overrides={"num_steps": 3, "seeds": [5]}, results_root=tmp_path,
-                      kind="ablations")
+    p = plan.plan("smoke", METHODS, overrides={"num_steps": 3, "seeds": [5]}, results_root=tmp_path,
+                  kind="ablations")
     params = p.params["ablations"]
     assert params["base"]["num_steps"] == 3 and params["seeds"] == [5]
     with pytest.raises(ValueError, match="the ablation study has no parameter 'seed_list'"):
-        pipeline.plan("smoke", METHODS, overrides={"seed_list": [1]}, results_root=tmp_path, kind="ablations")
+        plan.plan("smoke", METHODS, overrides={"seed_list": [1]}, results_root=tmp_path, kind="ablations")
 
 
 def test_one_variant_can_be_changed_from_the_command_line(tmp_path):
-    overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4} variants.lr={'lr_g':3e-4}")
-    variants = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path,
-                             kind="ablations").params["ablations"]["variants"]
+    overrides = plan.parse_overrides("variants.noise_std_0.5={'noise_std':0.4} variants.lr={'lr_g':3e-4}")
+    variants = plan.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path,
+                         kind="ablations").params["ablations"]["variants"]
     assert variants["noise_std_0.5"] == {"noise_std": 0.4} and variants["lr"] == {"lr_g": 3e-4}
     assert {k: v for k, v in variants.items() if k not in ("noise_std_0.5", "lr")} == {
         k: v for k, v in ABLATION_VARIANTS.items() if k != "noise_std_0.5"}
     with pytest.raises(ValueError, match=r"variants\['no_l1'\]: lambda_l1: -1 is below the minimum"):
-        pipeline.plan("smoke", METHODS, overrides={"variants.no_l1": {"lambda_l1": -1}}, results_root=tmp_path,
-                      kind="ablations")
+        plan.plan("smoke", METHODS, overrides={"variants.no_l1": {"lambda_l1": -1}}, results_root=tmp_path,
+                  kind="ablations")
 
 
 def test_book_tables_show_long_text_in_full():
@@ -266,15 +266,15 @@ def test_front_page_answers_from_the_results_folder(tmp_path):
     assert "21.50" in page and "24.333" in page and "+1.50" in page  # ours, the paper's, Δ vs grayscale
     assert "The noise branch adds diversity" in page and "holds" in page
     assert "1.5 min" in page
-    p = pipeline.plan("smoke", METHODS, results_root=tmp_path / "results")
+    p = plan.plan("smoke", METHODS, results_root=tmp_path / "results")
     p.out_dir.mkdir(parents=True)
     _table1_csv(p.out_dir)
-    intro = pipeline.intro_page(p)
+    intro = book_build.intro_page(p)
     assert "Not comparable with the paper" in intro and "24.333" in intro and "21.50" in intro
     assert "copies" not in intro  # the paper does not say how it got the baselines' numbers
-    ablations = pipeline.plan("smoke", METHODS, results_root=tmp_path / "results", kind="ablations")
-    assert "Not comparable with the paper" in pipeline.intro_page(ablations)  # from the variants' base config
-    assert 'copyright: "2026"' in pipeline.BOOK_CONFIG and "colorgan-repro contributors" in pipeline.BOOK_CONFIG
+    ablations = plan.plan("smoke", METHODS, results_root=tmp_path / "results", kind="ablations")
+    assert "Not comparable with the paper" in book_build.intro_page(ablations)  # from the variants' base config
+    assert 'copyright: "2026"' in book_build.BOOK_CONFIG and "colorgan-repro contributors" in book_build.BOOK_CONFIG
 
 
 def test_ran_with_shows_what_changed_and_keeps_the_rest_folded():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline
+from colorgan import book_build, pipeline, plan
 from colorgan.cli import METHODS
 from tests.conftest import write_images
 from tests.test_book import AS_IS
@@ -54,7 +54,7 @@ def save_full_page(driver, path: Path, max_height: int = 16000) -> None:
 @pytest.fixture(scope="module")
 def book(tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("results")
-    p = pipeline.plan("smoke", METHODS, overrides=pipeline.parse_overrides(TOY), results_root=results)
+    p = plan.plan("smoke", METHODS, overrides=plan.parse_overrides(TOY), results_root=results)
     outcome = pipeline.run(p)  # builds the book with -W: a build warning fails here
     assert set(outcome.values()) == {"ran"}
     assert pipeline.run(p, book=False) == {name: "cached" for name in outcome}
@@ -110,7 +110,7 @@ def study_book(tmp_path_factory) -> Path:
            "num_fig2_images": 2, "num_bootstrap": 100, "base.image_size": 32, "base.batch_size": 4,
            "base.num_val_images": 4, "base.val_every": 2, "base.checkpoint_every": 2, "base.log_every": 1,
            "base.num_bootstrap": 100}
-    p = pipeline.plan("study", METHODS, str(photos), overrides=toy, results_root=tmp_path_factory.mktemp("results"))
+    p = plan.plan("study", METHODS, str(photos), overrides=toy, results_root=tmp_path_factory.mktemp("results"))
     assert set(pipeline.run(p).values()) == {"ran"}
     return p.out_dir
 
@@ -275,11 +275,11 @@ def test_a_build_warning_fails_the_book(tmp_path):
     import nbformat
     from nbformat.v4 import new_markdown_cell, new_notebook
 
-    p = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    p = plan.plan("smoke", METHODS, results_root=tmp_path)
     (p.out_dir / "notebooks").mkdir(parents=True)
     nbformat.write(new_notebook(cells=[new_markdown_cell("# Data\n\n![a figure](missing.png)")],
                                 metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                          "language": "python"}}),
                    p.out_dir / "notebooks" / "data.ipynb")
     with pytest.raises(RuntimeError, match="missing.png"):
-        pipeline.build_book(p)
+        book_build.build_book(p)

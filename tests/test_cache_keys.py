@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline, source_hash, train
+from colorgan import pipeline, plan, source_hash, train
 from colorgan.cli import METHODS
 from colorgan.step import ColorGANStep
 from tests.conftest import tiny_config
@@ -70,15 +70,15 @@ def test_an_edited_tree_reruns_every_stage(tmp_path, monkeypatch):
         ran.append(source.stem)
         output.write_text(json.dumps(params))
 
-    p = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    p = plan.plan("smoke", METHODS, results_root=tmp_path)
     pipeline.run(p, fake_execute, book=False)
     ran.clear()
     assert set(pipeline.run(p, fake_execute, book=False).values()) == {"cached"}
-    monkeypatch.setattr(pipeline, "code_hash", lambda: "edited")  # the stage keys
+    monkeypatch.setattr(plan, "code_hash", lambda: "edited")  # the stage keys
     monkeypatch.setattr(train, "code_hash", lambda: "edited")  # the run folders' names (train.run_hash)
     assert set(pipeline.run(p, fake_execute, book=False).values()) == {"ran"}
     # and the training stages train into new folders instead of reusing the old code's runs
-    edited = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    edited = plan.plan("smoke", METHODS, results_root=tmp_path)
     for stage in ("train_colorgan", "train_chromagan", "train_coltran"):
         assert edited.params[stage]["run_dir"] != p.params[stage]["run_dir"]
 
@@ -105,9 +105,9 @@ def test_a_run_without_a_code_record_is_not_reused(tmp_path):
 
 
 def test_overrides_write_to_their_own_results_folder(tmp_path):
-    plain = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    plain = plan.plan("smoke", METHODS, results_root=tmp_path)
     assert plain.out_dir == tmp_path.resolve() / "smoke"
-    changed = pipeline.plan("smoke", METHODS, overrides={"num_steps": 80}, results_root=tmp_path)
+    changed = plan.plan("smoke", METHODS, overrides={"num_steps": 80}, results_root=tmp_path)
     assert changed.out_dir == tmp_path.resolve() / "smoke+num_steps=80"
     assert changed.params["table1"]["out_dir"].endswith("smoke+num_steps=80")
     assert changed.params["report"]["out_dir"].endswith("smoke+num_steps=80")
@@ -116,46 +116,46 @@ def test_overrides_write_to_their_own_results_folder(tmp_path):
     plain_run = Path(plain.params["train_colorgan"]["run_dir"])
     assert changed_run.parent == plain_run.parent
     assert changed_run != plain_run
-    two = pipeline.plan("smoke", METHODS, overrides={"seed": 3, "train_colorgan.gen_width": 16}, results_root=tmp_path)
+    two = plan.plan("smoke", METHODS, overrides={"seed": 3, "train_colorgan.gen_width": 16}, results_root=tmp_path)
     assert two.out_dir.name == "smoke+seed=3+train_colorgan.gen_width=16"
 
 
 def test_unsafe_or_long_overrides_get_a_digest_and_a_params_json(tmp_path):
     """Fails on the old names (issue 26): 'smoke+variants.noise_std_0.5=__noise_std__0.4_-<digest>', and with
     paths in PARAMS every path in the folder's name; no file said what the overrides were."""
-    overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
-    p = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
+    overrides = plan.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
+    p = plan.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
     name = p.out_dir.name
     assert re.fullmatch(r"smoke\+[0-9a-f]{8}", name)
-    other = pipeline.results_name("smoke", {"variants.noise_std_0.5": {"noise_std": 0.3}})
+    other = plan.results_name("smoke", {"variants.noise_std_0.5": {"noise_std": 0.3}})
     assert other != name  # the digest tells the overrides apart
     assert p.params["ablations"]["out_dir"].endswith(f"{name}/ablation")  # the ablation's own folder
-    paths = pipeline.parse_overrides("table1.external_runs=['/home/me/score64','/home/me/score256'] "
-                                     "table1.test_root=/home/me/gt")
-    assert re.fullmatch(r"smoke\+[0-9a-f]{8}", pipeline.results_name("smoke", paths))
-    table_only = pipeline.plan("smoke", METHODS, overrides={"table1.num_fig2_images": 2}, results_root=tmp_path)
+    paths = plan.parse_overrides("table1.external_runs=['/home/me/score64','/home/me/score256'] "
+                                 "table1.test_root=/home/me/gt")
+    assert re.fullmatch(r"smoke\+[0-9a-f]{8}", plan.results_name("smoke", paths))
+    table_only = plan.plan("smoke", METHODS, overrides={"table1.num_fig2_images": 2}, results_root=tmp_path)
     pipeline.run(table_only, execute=lambda source, output, params: output.write_text("{}"), book=False)
     assert json.loads((table_only.out_dir / "params.json").read_text()) == {
         "profile": "smoke", "overrides": {"table1.num_fig2_images": 2}}
-    assert pipeline.override_folders("smoke", tmp_path) == [(table_only.out_dir, {"table1.num_fig2_images": 2})]
+    assert plan.override_folders("smoke", tmp_path) == [(table_only.out_dir, {"table1.num_fig2_images": 2})]
 
 
 def test_missing_default_voc_mini_says_how_to_build_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # make runs in the clone's root; here a clone where data/voc-mini was never built
     for profile, kind in (("voc-mini", "reproduce"), ("ablation-mini", "ablations")):
         with pytest.raises(FileNotFoundError, match=r"make data-voc-mini DATA=/path/to/VOCdevkit.*DATA="):
-            pipeline.plan(profile, METHODS, results_root=tmp_path, kind=kind)
+            plan.plan(profile, METHODS, results_root=tmp_path, kind=kind)
     (tmp_path / "data" / "voc-mini").mkdir(parents=True)
-    p = pipeline.plan("voc-mini", METHODS, results_root=tmp_path)
+    p = plan.plan("voc-mini", METHODS, results_root=tmp_path)
     assert p.params["train_colorgan"]["data_root"] == "data/voc-mini"
-    assert pipeline.plan("voc-mini", METHODS, str(tmp_path / "data" / "voc-mini"), results_root=tmp_path)
+    assert plan.plan("voc-mini", METHODS, str(tmp_path / "data" / "voc-mini"), results_root=tmp_path)
 
 
 def test_a_planned_ablation_keeps_its_jobs_and_its_overrides(tmp_path):
     """The executor's jobs and the typed overrides are two fields of the plan: neither may take the other's place
     (a merge once passed the jobs positionally into ``overrides``, and the runs trained in the kernel instead)."""
-    overrides = pipeline.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
-    p = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
+    overrides = plan.parse_overrides("variants.noise_std_0.5={'noise_std':0.4}")
+    p = plan.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path, kind="ablations")
     assert p.overrides == overrides
     assert len(p.jobs["ablations"]) == len(p.runs["ablations"]) > 0
     assert [job.cfg.run_dir for job in p.jobs["ablations"]] == [run_dir for _, run_dir in p.runs["ablations"]]
@@ -164,7 +164,7 @@ def test_a_planned_ablation_keeps_its_jobs_and_its_overrides(tmp_path):
 def test_the_ablation_notebook_is_given_the_variants_it_is_planned_with(tmp_path):
     """Without ``variants`` in its parameters the notebook trains its hand-run demo pair (full, no_noise) while
     the plan's progress counts every default variant: the planner passes the variants it planned."""
-    p = pipeline.plan("smoke", METHODS, results_root=tmp_path, kind="ablations")
+    p = plan.plan("smoke", METHODS, results_root=tmp_path, kind="ablations")
     variants = p.params["ablations"]["variants"]
     assert len(variants) > 2 and "full" in variants
     planned = {label.rsplit(" seed ", 1)[0] for label, _ in p.runs["ablations"]}

@@ -243,11 +243,11 @@ def test_a_real_slurm_trains_the_runs_and_requeues_a_preempted_job(tmp_path):
 def test_the_pipeline_trains_a_stages_runs_with_the_executor_before_its_notebook(tmp_path):
     """``pipeline.run(executor=...)``: the stage's jobs train in workers first (the notebook then only reuses
     them), and the progress events count running, done and waiting runs."""
-    from colorgan import pipeline
+    from colorgan import pipeline, plan
 
     jobs = [stored(tmp_path, seed=seed, num_steps=6) for seed in (0, 1)]
-    p = pipeline.Plan("toy", tmp_path / "results", {"study": {}}, [pipeline.Stage("study", StudyConfig)],
-                      {"study": pipeline.job_runs(jobs)}, {"study": jobs})
+    p = plan.Plan("toy", tmp_path / "results", {"study": {}}, [plan.Stage("study", StudyConfig)],
+                  {"study": plan.job_runs(jobs)}, {"study": jobs})
     seen_by_notebook = []
 
     def execute(source: Path, output: Path, params: dict) -> None:

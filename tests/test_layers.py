@@ -21,7 +21,7 @@ LAYERS = [
     ("evaluation", {"metrics", "feature_nets", "testset", "evaluate", "score", "inference"}),
     ("experiments", {"study", "ablation", "verdicts", "executor"}),
     ("report", {"report", "summary"}),
-    ("pipeline", {"pipeline"}),
+    ("pipeline", {"profiles", "plan", "progress", "book_build", "pipeline"}),
     ("performance", {"bench", "gpu_check", "ddp_check", "gpu_check_report", "deadline"}),
     ("tools", {"mutation", "voc_mini"}),
     ("command line", {"cli", "__main__"}),

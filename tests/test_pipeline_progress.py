@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline
-from colorgan.cli import METHODS, ProgressPrinter
+from colorgan import pipeline, plan
+from colorgan.cli import METHODS
+from colorgan.progress import Event, ProgressPrinter
 from colorgan.config import ColorGANConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import train_or_reuse
@@ -29,9 +30,9 @@ def test_a_failed_run_is_never_served_as_the_cache_of_another(tmp_path):
         if params.get("num_fig2_images") == 2:
             raise RuntimeError("run B dies in table1")
 
-    a = pipeline.plan("smoke", METHODS, results_root=tmp_path)
+    a = plan.plan("smoke", METHODS, results_root=tmp_path)
     assert set(pipeline.run(a, execute, book=False).values()) == {"ran"}
-    b = pipeline.plan("smoke", METHODS, overrides={"num_fig2_images": 2}, results_root=tmp_path)
+    b = plan.plan("smoke", METHODS, overrides={"num_fig2_images": 2}, results_root=tmp_path)
     with pytest.raises(RuntimeError, match="run B dies"):  # in A's folder (overrides have their own by default)
         pipeline.run(dataclasses.replace(b, out_dir=a.out_dir), execute, book=False)
     assert "table1" not in json.loads((tmp_path / "smoke" / "stages.json").read_text())
@@ -40,7 +41,7 @@ def test_a_failed_run_is_never_served_as_the_cache_of_another(tmp_path):
 
 
 def test_training_stage_reports_resume_progress_and_its_end(tmp_path):
-    p = pipeline.plan("smoke", METHODS, overrides=TINY, results_root=tmp_path)
+    p = plan.plan("smoke", METHODS, overrides=TINY, results_root=tmp_path)
     p.stages = p.stages[:2]  # data, train_colorgan
     params = p.params["train_colorgan"]
     cfg = ColorGANConfig.from_params(params)
@@ -51,7 +52,7 @@ def test_training_stage_reports_resume_progress_and_its_end(tmp_path):
         if "run_dir" in params:
             train_or_reuse(ColorGANConfig.from_params(params), ColorGANStep, tmp_path / "cache")
 
-    events: list[pipeline.Event] = []
+    events: list[Event] = []
     assert pipeline.run(p, execute, book=False, on_event=events.append, poll_seconds=0.05)["train_colorgan"] == "ran"
     train_events = [e for e in events if e.stage == "train_colorgan"]
     kinds = [e.kind for e in train_events]
@@ -65,13 +66,13 @@ def test_training_stage_reports_resume_progress_and_its_end(tmp_path):
 
 
 def test_printer_is_quiet_in_logs_and_live_on_a_terminal():
-    events = [pipeline.Event("train_colorgan", "start"),
-              pipeline.Event("train_colorgan", "resume", {"step": 50, "total_steps": 120}),
-              *[pipeline.Event("train_colorgan", "train", {"step": s, "total_steps": 120, "images_per_s": 20.0,
-                                                           "eta_s": 4 * (120 - s), "terms": {"g_total": 1.5}})
+    events = [Event("train_colorgan", "start"),
+              Event("train_colorgan", "resume", {"step": 50, "total_steps": 120}),
+              *[Event("train_colorgan", "train", {"step": s, "total_steps": 120, "images_per_s": 20.0,
+                                                  "eta_s": 4 * (120 - s), "terms": {"g_total": 1.5}})
                 for s in range(55, 125, 5)],
-              pipeline.Event("train_colorgan", "cell", {"cell": 4, "cells": 5, "source": "per_image, summary = ..."}),
-              pipeline.Event("train_colorgan", "done", {"seconds": 95.0, "headline": "PSNR 22.10 dB, SSIM 0.871"})]
+              Event("train_colorgan", "cell", {"cell": 4, "cells": 5, "source": "per_image, summary = ..."}),
+              Event("train_colorgan", "done", {"seconds": 95.0, "headline": "PSNR 22.10 dB, SSIM 0.871"})]
     log = io.StringIO()
     printer = ProgressPrinter(log)
     for event in events:
@@ -102,15 +103,15 @@ def test_a_stage_of_several_runs_reports_each_run_and_the_stage_eta(tmp_path):
 
     configs = [ColorGANConfig.from_params({**TINY, "seed": seed, "progress": False,
                                            "run_dir": str(tmp_path / f"colorgan-s{seed}")}) for seed in (0, 1)]
-    p = pipeline.Plan("toy", tmp_path / "results", {"study": {}}, [pipeline.Stage("study", StudyConfig)],
-                      {"study": [(f"colorgan seed {c.seed}", c.run_dir) for c in configs]})
+    p = plan.Plan("toy", tmp_path / "results", {"study": {}}, [plan.Stage("study", StudyConfig)],
+                  {"study": [(f"colorgan seed {c.seed}", c.run_dir) for c in configs]})
 
     def execute(source: Path, output: Path, params: dict) -> None:
         write_output(output)
         for cfg in configs:
             train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")
 
-    events: list[pipeline.Event] = []
+    events: list[Event] = []
     assert pipeline.run(p, execute, book=False, on_event=events.append, poll_seconds=0.02)["study"] == "ran"
     progress = [e.info for e in events if e.kind == "train"]
     assert {i["run"] for i in progress} == {1, 2} and {i["runs"] for i in progress} == {2}
@@ -120,7 +121,7 @@ def test_a_stage_of_several_runs_reports_each_run_and_the_stage_eta(tmp_path):
     assert progress[-1]["run"] == 2 and progress[-1]["stage_eta_s"] == progress[-1]["eta_s"] == 0
     assert all(i["running"] == 1 and i["done"] == 0 and i["waiting"] == 1 for i in first_run)
     in_flight = [{"label": "colorgan seed 0", "step": 3, "total_steps": 6, "images_per_s": 24.0, "eta_s": 240.0}]
-    line = ProgressPrinter.format(pipeline.Event("study", "train", {**progress[0], "in_flight": in_flight,
-                                                                     "stage_eta_s": 600.0}))
+    line = ProgressPrinter.format(Event("study", "train", {**progress[0], "in_flight": in_flight,
+                                                            "stage_eta_s": 600.0}))
     assert line == ("  study 1 running · 0 done · 1 waiting · colorgan seed 0 step 3/6 24 img/s ETA 4m00s · "
                     "stage ETA 10m00s")

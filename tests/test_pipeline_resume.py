@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import pipeline
+from colorgan import pipeline, plan, progress
 from colorgan.cli import METHODS
 from colorgan.config import ColorGANConfig
 from colorgan.step import ColorGANStep
@@ -32,9 +32,9 @@ TOY = {"image_size": 32, "num_sample_crops": 32, "batch_size": 4, "num_steps": 6
 DRIVER = """
 import json, sys
 from pathlib import Path
-from colorgan import pipeline
+from colorgan import pipeline, plan
 from colorgan.cli import METHODS
-p = pipeline.plan("smoke", METHODS, overrides=json.loads(sys.argv[2]), results_root=Path(sys.argv[1]))
+p = plan.plan("smoke", METHODS, overrides=json.loads(sys.argv[2]), results_root=Path(sys.argv[1]))
 p.stages = p.stages[:2]
 show = lambda e: print(json.dumps({"stage": e.stage, "kind": e.kind, **e.info}), flush=True)
 print(json.dumps({"outcome": pipeline.run(p, book=False, on_event=show, poll_seconds=0.1)}), flush=True)
@@ -91,7 +91,7 @@ def newest_step(run_dir: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the notebook kernel's process in /proc (Linux)")
 def test_killed_reproduce_resumes_at_its_last_checkpoint_and_equals_an_uninterrupted_run(tmp_path: Path):
-    params = pipeline.plan("smoke", METHODS, overrides=TOY, results_root=tmp_path).params["train_colorgan"]
+    params = plan.plan("smoke", METHODS, overrides=TOY, results_root=tmp_path).params["train_colorgan"]
     run_dir = REPO / params["run_dir"]
     first = start_driver(tmp_path)
     deadline = time.monotonic() + 600
@@ -124,7 +124,7 @@ def test_reproduce_trains_a_stage_on_two_torchrun_processes(tmp_path: Path, monk
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the torchrun workers import this checkout
     overrides = {**TOY, "num_steps": 4, "checkpoint_every": 2, "log_every": 1, "norm": "instance",
                  "lambda_p": 0.0, "lambda_s": 0.0}
-    p = pipeline.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path)
+    p = plan.plan("smoke", METHODS, overrides=overrides, results_root=tmp_path)
     p.stages = p.stages[:2]
     reused = []
 
@@ -133,7 +133,7 @@ def test_reproduce_trains_a_stage_on_two_torchrun_processes(tmp_path: Path, monk
         if "run_dir" in params:
             reused.append(train_or_reuse(ColorGANConfig.from_params(params), ColorGANStep, tmp_path / "cache"))
 
-    events: list[pipeline.Event] = []
+    events: list[progress.Event] = []
     pipeline.run(p, execute, book=False, on_event=events.append, nproc={"train_colorgan": 2}, poll_seconds=0.1)
     run_dir = REPO / p.params["train_colorgan"]["run_dir"]
     assert json.loads((run_dir / "provenance.json").read_text())["world_size"] == 2

@@ -6,13 +6,13 @@ import pytest
 
 from baselines.chromagan import ChromaGANConfig
 from baselines.coltran import ColTranConfig
-from colorgan import pipeline, report
+from colorgan import profiles, report
 from colorgan.config import ColorGANConfig, DataConfig
 
 
 def paper_config(**changes) -> dict:
     """ColorGAN's config as the paper profile trains it (a dict: no VOC folder is needed to compare)."""
-    preset = pipeline.PROFILES["paper"]
+    preset = profiles.PROFILES["paper"]
     return {**ColorGANConfig().to_dict(), **preset["train"], **preset["train_colorgan"], **changes}
 
 

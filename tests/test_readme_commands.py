@@ -2,7 +2,7 @@
 cheaply.
 
 `make` commands run as `make -n` (the target exists, its arguments pass the Makefile's own checks)
-and, for the pipeline targets, through ``pipeline.plan``: every stage's parameters are validated, as
+and, for the pipeline targets, through ``plan.plan``: every stage's parameters are validated, as
 the real command does before any work. `colorgan` commands are parsed and their config built (the
 same validation as the real command; nothing trains). Placeholder paths (/path/to/VOCdevkit) point
 at a fake VOC2012 folder, and data/voc-mini at a folder standing for `make data-voc-mini`'s result.
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from colorgan import cli, pipeline
+from colorgan import cli, plan
 from colorgan.config import BenchConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +77,8 @@ def check_make(words: list[str], clone: Path, tmp_path: Path) -> None:
     if target in ("reproduce", "book", "ablations"):
         profile = variables.get("PROFILE", "smoke")
         kind = "ablations" if target == "ablations" else "reproduce"
-        p = pipeline.plan(profile, cli.METHODS, variables.get("DATA", ""),
-                          pipeline.parse_overrides(variables.get("PARAMS", "")), tmp_path / "results", kind=kind)
+        p = plan.plan(profile, cli.METHODS, variables.get("DATA", ""),
+                      plan.parse_overrides(variables.get("PARAMS", "")), tmp_path / "results", kind=kind)
         assert p.params
     elif target == "bench" and "BENCH_ARGS" in variables:
         args = cli.build_parser().parse_args(["bench", *shlex.split(variables["BENCH_ARGS"])])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline, run_store, study
+from colorgan import plan, run_store, study
 from colorgan.cli import METHODS
 from colorgan.config import StudyConfig
 from colorgan.run_store import LOCK_FILE, RunLock
@@ -27,18 +27,18 @@ def test_overrides_profiles_and_stages_resolve_one_run_to_one_folder(tmp_path):
     """Before the store, `PARAMS="seeds=[0]"` put seed 0's runs under results/study+seeds=_0_-…/runs/, beside
     the identical ones in results/study/runs/, and the ablation kept its own copies."""
     results = tmp_path / "results"
-    full = pipeline.plan("study", METHODS, str(tmp_path), results_root=results)
-    seed0 = pipeline.plan("study", METHODS, str(tmp_path), {"seeds": [0]}, results_root=results)
+    full = plan.plan("study", METHODS, str(tmp_path), results_root=results)
+    seed0 = plan.plan("study", METHODS, str(tmp_path), {"seeds": [0]}, results_root=results)
     assert seed0.out_dir != full.out_dir  # its tables go to their own folder ...
     assert set(seed0.runs["study"]) < set(full.runs["study"])  # ... its runs are the study's
     assert len(seed0.runs["study"]) == 3
     stores = {Path(run_dir).parent for _, run_dir in full.runs["study"] + seed0.runs["study"]}
     assert stores == {Path(full.params["study"]["runs_dir"])} and Path(full.params["study"]["runs_dir"]).name == "runs"
-    ablation = pipeline.plan("study", METHODS, str(tmp_path), results_root=results, kind="ablations")
+    ablation = plan.plan("study", METHODS, str(tmp_path), results_root=results, kind="ablations")
     assert {Path(d).parent for _, d in ablation.runs["ablations"]} == stores  # one store for every stage
-    smoke = pipeline.plan("smoke", METHODS, results_root=results)
+    smoke = plan.plan("smoke", METHODS, results_root=results)
     assert Path(smoke.params["train_colorgan"]["run_dir"]).parent == Path(full.params["study"]["runs_dir"])
-    changed = pipeline.plan("study", METHODS, str(tmp_path), {"base.image_size": 32}, results_root=results)
+    changed = plan.plan("study", METHODS, str(tmp_path), {"base.image_size": 32}, results_root=results)
     assert not set(changed.runs["study"]) & set(full.runs["study"])  # a change that trains differently: new runs
 
 

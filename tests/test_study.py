@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from baselines.coltran import coltran_config
-from colorgan import pipeline, report, study, summary, verdicts
+from colorgan import pipeline, plan, profiles, report, study, summary, verdicts
 from colorgan.cli import METHODS
 from colorgan.config import StudyConfig
 from colorgan.metrics import GRAYSCALE
@@ -41,19 +41,19 @@ def test_budget_and_split_are_the_studys_not_a_methods():
 
 
 def test_the_study_profile_is_checked_before_any_work(tmp_path):
-    p = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results")
+    p = plan.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results")
     assert [s.name for s in p.stages] == ["data", "study", "summary"]
     assert len(p.runs["study"]) == 9 and p.runs["study"][5][0] == "chromagan seed 2"  # the progress line's labels
-    ablations = pipeline.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results", kind="ablations")
+    ablations = plan.plan("study", METHODS, str(tmp_path), results_root=tmp_path / "results", kind="ablations")
     assert len(ablations.runs["ablations"]) == 14 and ablations.runs["ablations"][0][0] == "full seed 0"
     assert Path(ablations.params["ablations"]["out_dir"]).parts[-2:] == ("study", "ablation")  # its own folder
     budgets = study.images_seen(study.run_configs(StudyConfig.from_params(p.params["study"]), METHODS))
     assert len(set(budgets.values())) == 1 and set(budgets) == {"colorgan", "chromagan", "coltran"}
-    changed = pipeline.plan("study", METHODS, str(tmp_path), {"base.image_size": 32, "coltran.lr": 3e-3},
-                            results_root=tmp_path / "results")
+    changed = plan.plan("study", METHODS, str(tmp_path), {"base.image_size": 32, "coltran.lr": 3e-3},
+                        results_root=tmp_path / "results")
     assert changed.params["study"]["base"]["image_size"] == 32 and changed.params["study"]["methods"]["coltran"]["lr"] == 3e-3
     with pytest.raises(ValueError, match="num_images_seen: the methods would see"):
-        pipeline.plan("study", METHODS, str(tmp_path), {"num_images_seen": 1001}, results_root=tmp_path / "results")
+        plan.plan("study", METHODS, str(tmp_path), {"num_images_seen": 1001}, results_root=tmp_path / "results")
     assert not (tmp_path / "results").exists()
 
 
@@ -204,7 +204,7 @@ def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path:
     tiny = dict(gen_width=8, gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8,
                 disc_layers=2)
     train = dict(data="folder", image_size=32, batch_size=4, checkpoint_every=2, log_every=1, num_bootstrap=100)
-    monkeypatch.setitem(pipeline.PROFILES, "toy-study", {
+    monkeypatch.setitem(profiles.PROFILES, "toy-study", {
         "data": {"data": "folder", "image_size": 32},
         "study": {"base": {**train, "num_val_images": 4, "val_every": 2}, "methods": {"colorgan": tiny},
                   "seeds": [0, 1], "num_images_seen": 8, "num_diversity_samples": 2, "num_fig2_images": 1,
@@ -214,7 +214,7 @@ def test_the_readme_order_study_ablation_study_gives_a_correct_summary(tmp_path:
     root = tmp_path / "results"
 
     def make(kind: str) -> dict[str, str]:
-        return pipeline.run(pipeline.plan("toy-study", METHODS, str(photos), results_root=root, kind=kind), book=False)
+        return pipeline.run(plan.plan("toy-study", METHODS, str(photos), results_root=root, kind=kind), book=False)
 
     first, _, again = make("reproduce"), make("ablations"), make("reproduce")
     out = root / "toy-study"
