@@ -25,7 +25,7 @@ from colorgan.evaluate import evaluate_or_reuse
 from colorgan.metrics import GRAYSCALE
 from colorgan.step import ColorGANStep
 from colorgan.executor import Job, train_runs
-from colorgan.run_store import in_store, train_in_store
+from colorgan.run_store import in_store, save_run_metadata, train_in_store
 from colorgan.verdicts import HIGHER_IS_BETTER
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,6 @@ def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataF
                   profile: str = "") -> list[Path]:
     """Into the ablation's own folder: ablation_table.csv (long), ablation_table.md (wide), the per-image
     evidence (gzip CSV), verdicts.csv and run_metadata.json (config, provenance and finish record of every run)."""
-    from colorgan.report import save_run_metadata
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_judged(table, judged, out_dir) + [out_dir / ABLATION_EVIDENCE]
@@ -135,7 +133,7 @@ def save_ablation(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataF
 
 def write_judged(table: pd.DataFrame, judged: pd.DataFrame, out_dir: Path) -> list[Path]:
     """ablation_table.csv (long), ablation_table.md (wide) and verdicts.csv into ``out_dir``."""
-    from colorgan.report import table_markdown
+    from colorgan.formatting import table_markdown
 
     paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / "verdicts.csv"]
     table.to_csv(paths[0], index=False)
@@ -150,7 +148,7 @@ def rejudge(out_dir: Path | str, num_resamples: int = 2000) -> list[Path]:
     ``make rejudge`` runs it on results/study/ablation: the ablation judged by today's claims and rule, and
     shown by today's tables and charts. Its run_metadata.json (what trained) is left as the runs wrote it.
     """
-    from colorgan.report import delta_chart
+    from colorgan.formatting import delta_chart
 
     out_dir = Path(out_dir)
     evidence = out_dir / ABLATION_EVIDENCE
@@ -175,7 +173,7 @@ def ablation_chart(table: pd.DataFrame) -> "plt.Figure":
     """One panel per metric: the mean over seeds per variant with its 95% interval (seeds and images) as error bars."""
     import matplotlib.pyplot as plt
 
-    from colorgan.report import finish
+    from colorgan.formatting import finish
 
     metrics = list(dict.fromkeys(table.metric))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.6), squeeze=False)
@@ -203,7 +201,7 @@ def diversity_strips(cfg: AblationConfig, image_index: int = 0, seed: int = 0) -
     from colorgan import runtime
     from colorgan.color import rgb_to_model, uint8_to_float
     from colorgan.data import load_split
-    from colorgan.report import finish
+    from colorgan.formatting import finish
     from colorgan.train import load_trained
 
     configs = {name: c for (name, s), c in variant_configs(cfg).items() if s == cfg.seeds[0]}

@@ -86,7 +86,8 @@ def intro_page(p: Plan) -> str:
     """The book's front page: the answer first (what the profile's results folder holds: Table 1 against
     the grayscale row and the paper, verdicts, time and machine), its caveats, then the paper in brief."""
     from colorgan.published import paper_table1
-    from colorgan.report import comparability_note, headline
+    from colorgan.front_page import front_page
+    from colorgan.paper_comparison import comparability_note
 
     # the ColorGAN run's protocol; an experiment of variants (ablations, a study) shares its base config's,
     # with a study's own ColorGAN fields on top (its widths are the ones that ran, not the defaults)
@@ -100,7 +101,7 @@ def intro_page(p: Plan) -> str:
                if (p.out_dir / name).is_file() or (p.out_dir / ABLATION_DIR / name).is_file()]
     return (BOOK_SOURCES / "intro.md").read_text().format(
         profile=p.profile, comparability=note, paper=paper_table1(),
-        headline=headline(p.out_dir) or "*No results in this folder yet.*", figures="\n".join(figures))
+        headline=front_page(p.out_dir) or "*No results in this folder yet.*", figures="\n".join(figures))
 
 
 # Figures the front page shows when the profile's results folder has them: file -> caption.

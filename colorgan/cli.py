@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 # Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
 # baselines), pandas and matplotlib are imported inside the commands that need them.
 from colorgan.config import (BenchConfig, ColorGANConfig, ExecutorConfig, GpuCheckConfig, Params, RunConfig,
-                             Table1Config, field_default)
+                             field_default)
+from colorgan.table1 import Table1Config
 
 if TYPE_CHECKING:
     from colorgan.train import StepFactory

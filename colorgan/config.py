@@ -227,44 +227,6 @@ class ColorGANConfig(RunConfig):
                              "set lambda_s=0")
 
 
-@dataclass(frozen=True)
-class Table1Config(Params):
-    """The evaluation notebook: Table 1 and Fig. 2 from trained runs (one run folder per method)."""
-
-    run_dirs: list = opt(None, "run folders to compare (written by the training notebooks)")
-    out_dir: str = opt("results/custom", "where table1.csv/.md, fig2.png and per-image metrics go")
-    num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
-    num_diversity_samples: int = opt(5, "noise samples of ColorGAN per image (diversity column and strip)", min=0)
-    seed: int = opt(0, "seed of the noise z in evaluation and Fig. 2", min=0)
-    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    external_runs: list = opt([], "folders written by `colorgan score` (other tools' outputs): one Table 1 row each")
-    test_root: str = opt("", "score the runs on this folder of photos instead of their own test split ('' = split)")
-    protocol: str = opt("resize", "test_root: photos resized whole (the paper's) or centre-cropped, then resized "
-                        "(ImageNet val5k)", choices=("resize", "center-crop"))
-
-    def __post_init__(self) -> None:
-        validate_fields(self)
-        if not self.run_dirs or not all(isinstance(r, str) for r in self.run_dirs):
-            raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
-        if not all(isinstance(r, str) and r for r in self.external_runs):
-            raise ValueError(f"external_runs: expected a list of folder paths (written by `colorgan score`); "
-                             f"got {self.external_runs!r}")
-
-
-@dataclass(frozen=True)
-class ReportConfig(Params):
-    """The report page: what was run and how it differs from the paper's protocol."""
-
-    run_dirs: list = opt(None, "run folders that fed Table 1")
-    profile: str = opt("custom", "name of the profile that produced the runs (smoke, voc-mini, paper, ...)")
-    out_dir: str = opt("results/custom", "the profile's results folder")
-
-    def __post_init__(self) -> None:
-        validate_fields(self)
-        if not self.run_dirs:
-            raise ValueError(f"run_dirs: expected a non-empty list of folder paths; got {self.run_dirs!r}")
-
-
 # `colorgan bench` variants: name -> the ColorGANConfig fields it changes from fp32 eager (the reference:
 # no speed switch on, whatever ColorGANConfig's defaults are).
 BENCH_VARIANTS: dict[str, dict[str, Any]] = {

@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from colorgan.config import (ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig, ColorGANConfig,
-                             DataConfig, Params, ReportConfig, RunConfig, StudyConfig, SummaryConfig, Table1Config)
+                             DataConfig, Params, RunConfig, StudyConfig, SummaryConfig)
 from colorgan.data import find_voc_images
 from colorgan.executor import Job
 from colorgan.profiles import DEFAULT_DATA_ROOTS, PROFILES, VOC_MINI_HINT
+from colorgan.run_pages import ReportConfig
 from colorgan.run_store import in_store
 from colorgan.source_hash import code_hash
+from colorgan.table1 import Table1Config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_SOURCES = REPO_ROOT / "book"

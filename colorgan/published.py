@@ -159,6 +159,10 @@ def paper_table1() -> dict[str, tuple[float, float]]:
     return {m: (values[(m, "PSNR")], values[(m, "SSIM")]) for m in dict.fromkeys(m for m, _ in values)}
 
 
+# Table 1 of the paper (PASCAL VOC, 256x256, their training): reference values, never our results
+PAPER_TABLE1 = paper_table1()
+
+
 def same_protocol_as_paper(data: str, image_size: int, num_images: int) -> bool:
     """Whether a run's test images are the ColorGAN paper's Table 1 protocol (VOC test split, 256 px, 1,712)."""
     return (data, image_size, num_images) == ("voc", _COLORGAN_TABLE1["image_size"], _COLORGAN_TABLE1["num_images"])
@@ -275,6 +279,10 @@ PAPER_PROTOCOLS: dict[str, dict[str, tuple[Any, str]]] = {
         "amp": ("off", "fp32"),
     },
 }
+# What tables and figures call each method (a config's ``method`` -> the name its paper gives it); any other row
+# (the grayscale reference, a tool scored by ``colorgan score``) keeps its own name: ``METHOD_NAMES.get(m, m)``.
+METHOD_NAMES = {"colorgan": "ColorGAN", "chromagan": "ChromaGAN", "coltran": "ColTran"}
+# Whose protocol a comparability note holds a run to (``paper_comparison``), as the note names it.
 PAPER_NAMES = {"colorgan": "the paper's §3.1 settings",
                "chromagan": "ChromaGAN's paper (Vitoria et al.) in ColorGAN's Table 1 setting",
                "coltran": "ColTran's paper (Kumar et al.) in ColorGAN's Table 1 setting"}

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from colorgan import runtime
 from colorgan.config import RunConfig
 from colorgan.train import FitResult, StepFactory, run_hash, train_or_reuse
 
@@ -155,3 +156,26 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+# ------------------------------------------------------------------------------ a run folder's records
+
+
+def read_run(run_dir: Path | str) -> dict[str, Any]:
+    """A run folder's records: config, provenance, finished (or None) and eval summary (or None)."""
+    run_dir = Path(run_dir)
+
+    def load(name: str) -> Any:
+        path = run_dir / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    return {"run_dir": str(run_dir), "config": load("config.json"), "provenance": load("provenance.json"),
+            "finished": load("finished.json"), "eval": load("eval/summary.json")}
+
+
+def save_run_metadata(run_dirs: list[str], profile: str, out_dir: Path | str) -> Path:
+    """``run_metadata.json``: every run's config, provenance and finish record, for the repository."""
+    path = Path(out_dir) / "run_metadata.json"
+    runs = [{k: v for k, v in read_run(r).items() if k != "eval"} for r in run_dirs]
+    runtime.write_json(path, {"profile": profile, "runs": runs})
+    return path

@@ -99,7 +99,7 @@ def ground_truth_digest(files: dict[str, Path]) -> str:
 
     ``files``: image key ('a/photo', as ``testset.image_key``) -> ground-truth file. The order does not
     depend on extensions or on which folder listed them, so a ``score`` and a run evaluated on the same
-    photos (``report.table1``'s test_root) get the same digest.
+    photos (``table1.table1``'s test_root) get the same digest.
     """
     digest = hashlib.sha256()
     for key in sorted(files):
@@ -110,7 +110,7 @@ def ground_truth_digest(files: dict[str, Path]) -> str:
 def scored_set(files: dict[str, Path], size: tuple[int, int], protocol: str) -> dict[str, Any]:
     """What a score was computed on: image size (width, height), protocol, image count, ground-truth digest.
 
-    Two rows are comparable only when these agree (``report.table1`` sets any other row apart).
+    Two rows are comparable only when these agree (``table1.table1`` sets any other row apart).
     """
     return {"image_size": list(size), "protocol": protocol, "num_images": len(files),
             "ground_truth_digest": ground_truth_digest(files)}

@@ -19,9 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("colorgan", "baselines")
 # Read finished runs or build configs (which run_hash hashes themselves); never imported by training.
 PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
-    "__main__", "cli", "pipeline", "profiles", "plan", "progress", "book_build", "report", "study", "summary",
-    "ablation", "verdicts", "score", "bench", "gpu_check",
-    "gpu_check_report", "ddp_check", "deadline", "voc_mini", "published", "run_store", "executor", "mutation"))
+    "__main__", "cli", "pipeline", "profiles", "plan", "progress", "book_build", "formatting", "paper_comparison",
+    "table1", "figures", "run_pages", "front_page", "study", "summary", "ablation", "verdicts", "score", "bench",
+    "gpu_check", "gpu_check_report", "ddp_check", "deadline", "voc_mini", "published", "run_store", "executor",
+    "mutation"))
 
 
 def code_hash(root: Path = REPO_ROOT, exclude: frozenset[str] = frozenset()) -> str:

@@ -36,7 +36,8 @@ from colorgan.data import load_split
 from colorgan.evaluate import metric_code_digest
 from colorgan.executor import Job, train_runs
 from colorgan.metrics import GRAYSCALE, Colorizer
-from colorgan.run_store import in_store, train_in_store
+from colorgan.published import METHOD_NAMES, PAPER_TABLE1
+from colorgan.run_store import in_store, save_run_metadata, train_in_store
 from colorgan.train import StepFactory, load_trained
 
 log = logging.getLogger(__name__)
@@ -219,8 +220,6 @@ ABSENT_ABLATION = {"ablation": (verdicts.NOT_TESTED, "needs the study-scale abla
 
 def wide_table(table: pd.DataFrame, budgets: dict[str, int] | None = None) -> pd.DataFrame:
     """Readable Table 1: per method, each metric as 'mean ± seed sd [image CI]' and 'Δ gray [CI]' (* = excludes 0)."""
-    from colorgan.report import METHOD_NAMES, PAPER_TABLE1
-
     out = []
     for method, group in table.groupby("method", sort=False):
         base = method.replace(WITH_INPUT_L, "")
@@ -242,10 +241,8 @@ def wide_table(table: pd.DataFrame, budgets: dict[str, int] | None = None) -> pd
 
 
 def table1_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """The study's PSNR/SSIM in the column names of ``report.table1`` (what the book's front page reads):
+    """The study's PSNR/SSIM in the column names of ``table1.table1`` (what the book's front page reads):
     per method the mean over seeds and the 95% bootstrap interval over images, and the paper's values."""
-    from colorgan.report import METHOD_NAMES, PAPER_TABLE1
-
     wide = table.set_index(["method", "metric"])
     rows = []
     for method in dict.fromkeys(table.method):
@@ -264,8 +261,6 @@ def save_study(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataFram
                out_dir: Path | str) -> list[Path]:
     """study_table.csv (long), table1.md (wide), table1.csv (the front page's columns), per_image_metrics.csv,
     verdicts.csv and run_metadata.json."""
-    from colorgan.report import save_run_metadata
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_tables(table, judged, budgets, out_dir)
@@ -278,7 +273,7 @@ def save_study(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataFram
 
 def write_tables(table: pd.DataFrame, judged: pd.DataFrame, budgets: dict[str, int], out_dir: Path) -> list[Path]:
     """study_table.csv, table1.md, table1.csv and verdicts.csv: everything computed from the per-image metrics."""
-    from colorgan.report import table_markdown
+    from colorgan.formatting import table_markdown
 
     paths = [out_dir / "study_table.csv", out_dir / "table1.md", out_dir / "table1.csv", out_dir / "verdicts.csv"]
     table.to_csv(paths[0], index=False)

@@ -138,7 +138,8 @@ def verdict_table(results: StudyResults, judged: pd.DataFrame) -> pd.DataFrame:
 
 def summary_markdown(results: StudyResults, judged: pd.DataFrame) -> str:
     """Scope, claims, method and results of the reproducibility summary, every number from ``results``."""
-    from colorgan.report import METHOD_NAMES, protocol_differences
+    from colorgan.paper_comparison import protocol_differences
+    from colorgan.published import METHOD_NAMES
 
     runs = results.runs
     config = runs[0]["config"]
@@ -221,7 +222,7 @@ README_END = "<!-- end of generated study results -->"
 
 def readme_block(results: StudyResults, judged: pd.DataFrame) -> str:
     """The README's study table and verdict bullets, every number from the results files (Markdown)."""
-    from colorgan.report import METHOD_NAMES
+    from colorgan.published import METHOD_NAMES
 
     table = results.table.set_index(["method", "metric"])
     seeds = int(table.loc[("colorgan", "psnr"), "seeds"]) if ("colorgan", "psnr") in table.index else 0

@@ -168,12 +168,12 @@ def test_the_wide_table_splits_into_two_that_fit_a_page():
 
 def test_the_front_page_reads_an_ablation_only_profiles_verdicts(tmp_path):
     """An ablation profile's verdicts live in results/<profile>/ablation/; the front page shows their gist."""
-    from colorgan import report
+    from colorgan import front_page
 
     judged = ablation.judge(synthetic_per_image(effect=-1.0), num_resamples=200)
     (tmp_path / "ablation").mkdir()
     judged.to_csv(tmp_path / "ablation" / "verdicts.csv", index=False)
-    page = report.headline(tmp_path)
+    page = front_page.front_page(tmp_path)
     assert "Verdicts on the paper" in page and "The noise branch improves quality (PSNR)" in page
     assert "claims_sha256" not in page and "margin" in page  # the gist, not the full record
 

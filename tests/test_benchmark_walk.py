@@ -17,7 +17,7 @@ from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorgan import pipeline, plan, report
+from colorgan import figures, front_page, pipeline, plan, table1
 from colorgan.cli import METHODS, main
 from colorgan.metrics import GRAYSCALE
 from colorgan.testset import prepare, walk
@@ -125,25 +125,25 @@ def test_table1_sets_rows_on_other_sets_apart_and_the_gallery_reads_the_scored_f
         made[name] = tmp_path / f"{name}-score"
         assert main(["score", str(tmp_path / name), str(other), "--name", name, "--protocol", protocol,
                      "-o", str(made[name])]) == 0
-    table, per_image = report.table1([str(run_dir)], METHODS, device="cpu", test_root=str(other), protocol="resize",
+    table, per_image = table1.table1([str(run_dir)], METHODS, device="cpu", test_root=str(other), protocol="resize",
                                      external_runs=[str(f) for f in made.values()])
-    why = table.set_index("Method")[report.APART]
+    why = table.set_index("Method")[table1.APART]
     assert why["HalfSat32"] == "" and why["ColorGAN"] == "" and why[GRAYSCALE] == ""
     assert why["HalfSat48"] == "scored at 48² on 5 images; the runs: 32² on 5 images"
     assert why["HalfSatCC"] == "scored at 32² (center-crop) on 5 images; the runs: 32² (resize) on 5 images"
     assert list(table.Method[-2:]) == ["HalfSat48", "HalfSatCC"]  # below the runs, never ranked among them
     assert (table.Method == GRAYSCALE).sum() == 1  # the scores' own gray rows are not added
     assert set(per_image.method) == {"colorgan", GRAYSCALE, "HalfSat32"}
-    headline = report.headline_table(table)
+    headline = front_page.front_page_table(table)
     assert "HalfSat48" not in set(headline.method) and "HalfSat32" in set(headline.method)
-    report.save_table1(table, per_image, tmp_path / "out")
+    table1.save_table1(table, per_image, tmp_path / "out")
     markdown = (tmp_path / "out" / "table1.md").read_text()
     main_table, rest = markdown.split("Not compared with the runs", 1)
     assert "HalfSat32" in main_table and "HalfSat48" not in main_table and "HalfSat48" in rest
     assert "scored at 48² on 5 images; the runs: 32² on 5 images" in rest
-    assert "scored at 48²" in report.table1_html(table)
+    assert "scored at 48²" in table1.table1_html(table)
     # the gallery picks from the scored folder: its sub-folder photos are found
-    fig = report.gallery([str(run_dir)], METHODS, per_image, num_images=2, device="cpu", test_root=str(other),
+    fig = figures.gallery([str(run_dir)], METHODS, per_image, num_images=2, device="cpu", test_root=str(other),
                          protocol="resize")
     titles = " ".join(ax.get_title() for ax in fig.axes)
     picked = set(per_image[per_image.method == "colorgan"].image)
@@ -155,8 +155,8 @@ def test_table1_says_when_an_external_row_is_on_other_images(folder_run, tmp_pat
     run_dir, other = folder_run
     half_saturated(other, tmp_path / "tool", (32, 32))
     assert main(["score", str(tmp_path / "tool"), str(other), "--name", "Tool", "-o", str(tmp_path / "s")]) == 0
-    table, _ = report.table1([str(run_dir)], METHODS, device="cpu", external_runs=[str(tmp_path / "s")])
-    assert table.set_index("Method").loc["Tool", report.APART] == \
+    table, _ = table1.table1([str(run_dir)], METHODS, device="cpu", external_runs=[str(tmp_path / "s")])
+    assert table.set_index("Method").loc["Tool", table1.APART] == \
         "scored at 32² on 5 images, not the runs'; the runs: 32² on 5 images"
 
 
@@ -248,11 +248,11 @@ def test_table1_read_back_from_csv_splits_into_blocks_without_a_dtype_warning(tm
     """A Table 1 whose rows were all compared has an empty 'scored apart' column, which a CSV round trip reads
     as float NaN: the blocks come out as one, with no pandas warning (a future pandas raises there)."""
     table = pd.DataFrame({"Method": ["ColorGAN", "grayscale (ab = 0)"], "PSNR": [20.0, 19.0],
-                          report.APART: ["", ""]})
+                          table1.APART: ["", ""]})
     table.to_csv(tmp_path / "t.csv", index=False)
     read_back = pd.read_csv(tmp_path / "t.csv")
-    assert read_back[report.APART].isna().all()
+    assert read_back[table1.APART].isna().all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        blocks = report.table1_blocks(read_back)
+        blocks = table1.table1_blocks(read_back)
     assert [why for why, _ in blocks] == [""] and list(blocks[0][1].Method) == ["ColorGAN", "grayscale (ab = 0)"]

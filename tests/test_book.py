@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from colorgan import book_build, pipeline, plan, report, study  # noqa: F401  (report sets pandas' display options)
+# importing formatting, as every notebook does, sets pandas' display options
+from colorgan import book_build, figures, formatting, front_page, pipeline, plan, run_pages, study  # noqa: F401
 from colorgan.cli import METHODS
 from colorgan.config import ABLATION_VARIANTS, AblationConfig, StudyConfig, SummaryConfig, field_default
 
@@ -98,14 +99,14 @@ def test_notebooks_run_as_they_are_are_small_and_valid(stage):
 
 def test_notebooks_show_no_code_in_the_book():
     """Parameters are removed (the chapter shows 'what it ran with'); every other code cell is hidden
-    behind a toggle (Jupyter Book's hide-input) and its first cell shows report.ran_with."""
+    behind a toggle (Jupyter Book's hide-input) and its first cell shows run_pages.ran_with."""
     for path in BOOK.glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         for cell in code:
             tags = cell.metadata.get("tags", [])
             assert "remove-cell" in tags if "parameters" in tags else "hide-input" in tags, (path.name, cell.source)
-        assert "display(report.ran_with(cfg))" in code[1].source, path.name
+        assert "display(run_pages.ran_with(cfg))" in code[1].source, path.name
 
 
 def test_every_notebook_names_its_kernel():
@@ -216,7 +217,7 @@ def test_one_variant_can_be_changed_from_the_command_line(tmp_path):
 
 def test_book_tables_show_long_text_in_full():
     """Table 1's notes, the verdicts' evidence and run folders run past pandas' 50-character cut
-    (importing colorgan.report, as every notebook does, lifts it)."""
+    (importing colorgan.formatting, as every notebook does, lifts it)."""
     long_note = "class KL term off (vgg_weights=random: no ImageNet teacher; paper's 'without class distribution')"
     assert long_note in pd.DataFrame({"notes": [long_note]})._repr_html_()
 
@@ -227,8 +228,8 @@ def test_run_report_keeps_the_dirty_mark(tmp_path):
     (run / "config.json").write_text(json.dumps({"method": "colorgan", "data": "samples", "image_size": 32,
                                                  "batch_size": 4, "seed": 0}))
     (run / "provenance.json").write_text(json.dumps({"git_commit": "240043b065ec7c10a4e29a82e7921b0c36f1820c-dirty"}))
-    assert report.run_report([str(run)])["git commit"][0] == "240043b065ec-dirty"
-    assert report.short_commit("240043b065ec7c10a4e29a82e7921b0c36f1820c") == "240043b065ec"
+    assert run_pages.run_report([str(run)])["git commit"][0] == "240043b065ec-dirty"
+    assert formatting.short_commit("240043b065ec7c10a4e29a82e7921b0c36f1820c") == "240043b065ec"
 
 
 def _table1_csv(folder: Path) -> None:
@@ -245,7 +246,7 @@ def _table1_csv(folder: Path) -> None:
 def test_html_table_reads_like_a_report():
     table = pd.DataFrame({"Method": ["ColorGAN"], "PSNR (dB)": [21.5], "PSNR 95% CI": ["[21.000, 22.000]"],
                           "notes": ["a long note " * 10]})
-    html = report.html_table(table)
+    html = formatting.html_table(table)
     assert "<th" in html and "index" not in html and ">0<" not in html  # no pandas index column
     assert '<td class="num">21.5<span class="ci">[21.000, 22.000]</span></td>' in html  # interval under it
     assert "PSNR 95% CI" not in html
@@ -253,16 +254,16 @@ def test_html_table_reads_like_a_report():
     assert html.startswith('<div class="report-table">')  # the box that scrolls on its own
     summary = pd.DataFrame({"method": ["colorgan"], "psnr": [19.285354445962344], "psnr_low": [18.9337033594355],
                             "psnr_high": [19.605527615547178]})
-    assert '<td class="num">19.2854<span class="ci">[18.9337, 19.6055]</span></td>' in report.html_table(summary)
+    assert '<td class="num">19.2854<span class="ci">[18.9337, 19.6055]</span></td>' in formatting.html_table(summary)
 
 
 def test_front_page_answers_from_the_results_folder(tmp_path):
-    assert report.headline(tmp_path) == ""  # nothing there yet: nothing claimed
+    assert front_page.front_page(tmp_path) == ""  # nothing there yet: nothing claimed
     _table1_csv(tmp_path)
     pd.DataFrame([{"claim": "The noise branch adds diversity", "evidence": "diversity: +0.1 [0.05, 0.2]",
                    "verdict": "holds"}]).to_csv(tmp_path / "study_verdicts.csv", index=False)
     (tmp_path / "stages.json").write_text(json.dumps({"train_colorgan": {"seconds": 90.0}}))
-    page = report.headline(tmp_path)
+    page = front_page.front_page(tmp_path)
     assert "21.50" in page and "24.333" in page and "+1.50" in page  # ours, the paper's, Δ vs grayscale
     assert "The noise branch adds diversity" in page and "holds" in page
     assert "1.5 min" in page
@@ -278,9 +279,9 @@ def test_front_page_answers_from_the_results_folder(tmp_path):
 
 
 def test_ran_with_shows_what_changed_and_keeps_the_rest_folded():
-    from colorgan.config import Table1Config
+    from colorgan.table1 import Table1Config
 
-    html = report.ran_with(Table1Config(run_dirs=["runs/a"], num_fig2_images=2))
+    html = run_pages.ran_with(Table1Config(run_dirs=["runs/a"], num_fig2_images=2))
     shown, folded = html.split("<details>")
     assert "num_fig2_images" in shown and "device" not in shown and "device" in folded
     assert f"2 of {len(dataclasses.fields(Table1Config))} parameters changed" in shown
@@ -288,7 +289,7 @@ def test_ran_with_shows_what_changed_and_keeps_the_rest_folded():
 
 def test_missing_runs_say_which_notebooks_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"run book/train_\*\.ipynb first"):
-        report.require_runs([str(tmp_path / "runs" / "colorgan")])
+        run_pages.require_runs([str(tmp_path / "runs" / "colorgan")])
 
 
 def test_ablation_delta_chart_draws_each_interval(tmp_path):
@@ -299,7 +300,7 @@ def test_ablation_delta_chart_draws_each_interval(tmp_path):
               "diff_low": d - 0.5, "diff_high": d + 0.5, "significant": abs(d) > 0.5} for v, d in (("no_ls", -1.0),
                                                                                                    ("no_l1", 0.2))]
     pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
-    fig = report.delta_chart(pd.read_csv(tmp_path / "t.csv"), HIGHER_IS_BETTER)
+    fig = formatting.delta_chart(pd.read_csv(tmp_path / "t.csv"), HIGHER_IS_BETTER)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["no_ls", "no_l1"]
     assert "Δpsnr vs full (↑ better)" == ax.get_title()
@@ -310,7 +311,7 @@ def test_distributions_of_a_study_show_one_dot_per_image(tmp_path):
     """Several seeds per method: each image counts once (seeds averaged), so no method looks denser."""
     rows = [{"method": m, "seed": s, "image": f"im{i}", "psnr": 20.0 + s, "ssim": 0.5}
             for m in ("colorgan", "coltran") for s in (0, 1, 2) for i in range(5)]
-    fig = report.metric_distributions(pd.DataFrame(rows))
+    fig = figures.metric_distributions(pd.DataFrame(rows))
     dots = fig.axes[0].collections
     assert [len(c.get_offsets()) for c in dots] == [5, 5]
     assert np.allclose([c.get_offsets()[:, 1].mean() for c in dots], 21.0)
@@ -322,8 +323,8 @@ def test_a_chapter_prints_each_warning_once(capsys):
     root = logging.getLogger()
     before = list(root.handlers)
     try:
-        report.log_each_warning_once()
-        report.log_each_warning_once()  # a second call adds nothing
+        formatting.log_each_warning_once()
+        formatting.log_each_warning_once()  # a second call adds nothing
         log = logging.getLogger("baselines.chromagan")
         for _ in range(6):
             log.warning("vgg_weights=random: no teacher")

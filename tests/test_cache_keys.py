@@ -34,7 +34,7 @@ def test_a_report_edit_keeps_the_training_runs_and_a_model_edit_does_not(tmp_pat
         shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     code, training = source_hash.code_hash(tmp_path), source_hash.training_code_hash(tmp_path)
     assert training == source_hash.training_code_hash(REPO) and training != code
-    report = tmp_path / "colorgan" / "report.py"
+    report = tmp_path / "colorgan" / "table1.py"
     report.write_text(report.read_text() + "#\n")
     assert source_hash.code_hash(tmp_path) != code  # the book's stages re-run ...
     assert source_hash.training_code_hash(tmp_path) == training  # ... reusing the finished runs

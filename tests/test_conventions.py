@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorgan import published, report
+from colorgan import formatting, front_page, published, table1
 from colorgan.cli import main
 from colorgan.metrics import (Scorer, colourfulness, colourfulness_abs, pooled_psnr, psnr_ssim, quantize,
                               summarize)
@@ -187,20 +187,20 @@ def test_published_numbers_have_a_protocol_a_convention_and_a_source():
     assert colorgan.convention.str.startswith("unstated").all() and len(colorgan) == 6
     ddcolor_cf = table[(table.method == "DDColor") & (table.quantity == "CF")]
     assert ddcolor_cf.convention.str.startswith("cf_abs").all()
-    # the one home of the paper's Table 1: report reads it from here
-    assert report.PAPER_TABLE1 == published.paper_table1()
+    # the one home of the paper's Table 1: table1 reads it from here
+    assert table1.PAPER_TABLE1 == published.paper_table1()
     assert published.paper_table1()["colorgan"] == (24.333, 0.938)
 
 
 def test_the_conventions_page_shows_the_package_table_of_published_numbers():
     page = (REPO / "docs" / "conventions.md").read_text()
-    assert report.table_markdown(published.published_table()) in page, (
+    assert formatting.table_markdown(published.published_table()) in page, (
         "docs/conventions.md's published-numbers table differs from colorgan/published.py: paste "
-        "report.table_markdown(published.published_table()) into it")
+        "formatting.table_markdown(published.published_table()) into it")
 
 
 def test_the_study_page_pooled_psnr_is_computed_from_its_committed_per_image_psnr():
-    reductions = report.psnr_reductions(pd.read_csv(REPO / "results" / "study" / "per_image_metrics.csv"))
+    reductions = table1.psnr_reductions(pd.read_csv(REPO / "results" / "study" / "per_image_metrics.csv"))
     pooled = dict(zip(reductions.Method, reductions[published.VARIANTS["psnr_pooled"].label]))
     sentence = (f"ColorGAN {pooled['ColorGAN']:.2f}, ChromaGAN {pooled['ChromaGAN']:.2f}, "
                 f"ColTran {pooled['ColTran']:.2f}, grayscale {pooled['grayscale (ab = 0)']:.2f} dB")
@@ -209,14 +209,14 @@ def test_the_study_page_pooled_psnr_is_computed_from_its_committed_per_image_psn
 
 
 def test_front_page_reads_the_convention_named_columns_and_the_short_ones():
-    new = pd.DataFrame([{"Method": "ColorGAN", report.TABLE1_PSNR: 21.5, "PSNR 95% CI": "[21.0, 22.0]",
-                         report.TABLE1_SSIM: 0.9, "SSIM 95% CI": "[0.89, 0.91]", report.PAPER_PSNR: None,
-                         report.PAPER_SSIM: None},
-                        {"Method": "grayscale (ab = 0)", report.TABLE1_PSNR: 20.0, report.TABLE1_SSIM: 0.88}])
-    old = new.rename(columns={report.TABLE1_PSNR: "PSNR (dB)", report.TABLE1_SSIM: "SSIM"}).drop(
-        columns=[report.PAPER_PSNR, report.PAPER_SSIM])  # the study's table1.csv, and tables without paper columns
+    new = pd.DataFrame([{"Method": "ColorGAN", table1.TABLE1_PSNR: 21.5, "PSNR 95% CI": "[21.0, 22.0]",
+                         table1.TABLE1_SSIM: 0.9, "SSIM 95% CI": "[0.89, 0.91]", table1.PAPER_PSNR: None,
+                         table1.PAPER_SSIM: None},
+                        {"Method": "grayscale (ab = 0)", table1.TABLE1_PSNR: 20.0, table1.TABLE1_SSIM: 0.88}])
+    old = new.rename(columns={table1.TABLE1_PSNR: "PSNR (dB)", table1.TABLE1_SSIM: "SSIM"}).drop(
+        columns=[table1.PAPER_PSNR, table1.PAPER_SSIM])  # the study's table1.csv, and tables without paper columns
     for table in (new, old):
-        row = report.headline_table(table).iloc[0]
+        row = front_page.front_page_table(table).iloc[0]
         assert row["Δ vs grayscale"] == "+1.50" and row["PSNR, paper"] == "—"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import published, report
+from colorgan import paper_comparison, published
 from colorgan.config import ColorGANConfig, field_default
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "colorgan-paper.txt"
@@ -75,6 +75,6 @@ def test_colorgan_defaults_are_the_protocol_or_a_named_deviation():
             assert defaults[field] == value, f"ColorGANConfig.{field} = {defaults[field]!r}, the paper: {value!r}"
 
 
-def test_the_report_reads_the_protocols_from_their_home():
-    assert report.PAPER_PROTOCOL is published.PAPER_PROTOCOLS["colorgan"]
-    assert not hasattr(report, "_TABLE1_DATA")  # one copy only
+def test_the_paper_comparison_reads_the_protocols_from_their_home():
+    assert paper_comparison.PAPER_PROTOCOLS is published.PAPER_PROTOCOLS
+    assert not hasattr(paper_comparison, "_TABLE1_DATA")  # one copy only

@@ -15,7 +15,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 from colorgan import evaluate as evaluate_module
-from colorgan import published, report
+from colorgan import published, table1
 from colorgan.cli import METHODS, main
 from colorgan.color import gray_rgb, rgb_to_model, uint8_to_float
 from colorgan.data import ImageSet
@@ -269,7 +269,7 @@ def test_table1_has_the_new_columns_and_external_rows(folder_run, tmp_path: Path
     gray_dir = tmp_path / "gray"
     write_grayscale(load_test_folder(test_dir, 32, "resize")[0], gray_dir)
     assert main(["score", str(gray_dir), str(test_dir), "--name", "gray tool", "-o", str(tmp_path / "ext")]) == 0
-    table, per_image = report.table1([str(run_dir)], METHODS, device="cpu", external_runs=[str(tmp_path / "ext")])
+    table, per_image = table1.table1([str(run_dir)], METHODS, device="cpu", external_runs=[str(tmp_path / "ext")])
     cf, dcf, cf_abs, dcf_abs = (published.VARIANTS[v].label for v in ("cf", "dcf", "cf_abs", "dcf_abs"))
     for column in ("CIEDE2000", cf, dcf, cf_abs, dcf_abs, published.VARIANTS["psnr_pooled"].label, "LPIPS", "FID"):
         assert column in table, column
@@ -279,12 +279,12 @@ def test_table1_has_the_new_columns_and_external_rows(folder_run, tmp_path: Path
     assert rows.loc["gray tool", "notes"].startswith("external outputs, folder")
     assert "NOT the runs' test images" not in rows.loc["gray tool", "notes"]
     # the external grayscale row is the evaluation's grayscale reference, computed a second way
-    assert rows.loc["gray tool", report.TABLE1_PSNR] == pytest.approx(rows.loc[GRAYSCALE, report.TABLE1_PSNR],
+    assert rows.loc["gray tool", table1.TABLE1_PSNR] == pytest.approx(rows.loc[GRAYSCALE, table1.TABLE1_PSNR],
                                                                        abs=0.01)
     assert rows.loc["gray tool", cf] < 0.5 and rows.loc["gray tool", cf_abs] < 0.5  # ab = 0, up to 8-bit rounding
     assert rows.loc[GRAYSCALE, dcf] < 0 and rows.loc[GRAYSCALE, dcf_abs] < 0
-    assert pd.isna(rows.loc["gray tool", report.PAPER_PSNR])  # never a paper number on an external row
+    assert pd.isna(rows.loc["gray tool", table1.PAPER_PSNR])  # never a paper number on an external row
     # nor on a run scored off the paper's protocol (32 px samples, not VOC's 1,712 test images at 256 px)
-    assert rows[report.PAPER_PSNR].isna().all()
-    report.save_table1(table, per_image, tmp_path / "out")
+    assert rows[table1.PAPER_PSNR].isna().all()
+    table1.save_table1(table, per_image, tmp_path / "out")
     assert "gray tool" in (tmp_path / "out" / "table1.md").read_text()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from baselines.coltran import coltran_config
-from colorgan import pipeline, plan, profiles, report, study, summary, verdicts
+from colorgan import figures, front_page, pipeline, plan, profiles, study, summary, table1, verdicts
 from colorgan.cli import METHODS
 from colorgan.config import StudyConfig
 from colorgan.metrics import GRAYSCALE
@@ -91,7 +91,7 @@ def test_table_pairs_every_method_with_the_grayscale_row():
     wide = study.wide_table(table.reset_index(), {"colorgan": 800, "chromagan": 800})
     assert set(wide.Method) == {GRAYSCALE, "ColorGAN", "ChromaGAN"}
     assert wide.set_index("Method").loc["ColorGAN", "Δpsnr vs gray"].endswith("*")
-    front = report.headline_table(study.table1_columns(table.reset_index()))  # what the book's first page shows
+    front = front_page.front_page_table(study.table1_columns(table.reset_index()))  # the book's first page
     assert float(front.set_index("method").loc["ColorGAN", "Δ vs grayscale"]) == pytest.approx(0.5, abs=0.15)
 
 
@@ -122,7 +122,7 @@ def test_tiny_study_end_to_end(tmp_path: Path):
     text = summary.summary_markdown(results, study.judge_claims(results))
     assert "## Scope" in text and "ColTran (+ input L)" in text and "not tested" in text
     assert "declared before the data" in text  # the runs were trained under today's claims and rule
-    report.learning_curves([c.run_dir for c in configs.values()])
+    figures.learning_curves([c.run_dir for c in configs.values()])
     assert study.runs_of_seed(configs, 1) == [configs[("colorgan", 1)].run_dir, configs[("coltran", 1)].run_dir]
     # scoring again reuses the cached evaluation (the file is not rewritten)
     first = next(iter(configs.values())).run_dir
@@ -142,7 +142,7 @@ def test_table1_refuses_runs_of_different_image_sizes(tmp_path: Path):
         (run / "config.json").write_text(json.dumps({"method": "colorgan", "image_size": size, "seed": 0}))
         runs.append(str(run))
     with pytest.raises(ValueError, match="Table 1 compares methods at one image size"):
-        report.table1(runs, METHODS)
+        table1.table1(runs, METHODS)
 
 
 def test_the_diversity_finding_follows_the_numbers(tmp_path: Path):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from baselines.chromagan import (NUM_CLASSES, ChromaGANConfig, ChromaGANGenerator, ChromaGANStep, class_kl_term,
                                  from_chromagan_units, tile_L, to_chromagan_units)
-from colorgan import report
+from colorgan import table1
 from colorgan.cli import METHODS, main
 from colorgan.data import sample_images
 from colorgan.models import PatchCritic, hub_checkpoint_path
@@ -140,7 +140,7 @@ def test_cli_train_evaluate_colorize_and_table1(tmp_path: Path, capsys, monkeypa
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
     assert "chromagan" in out and "notes: class KL term off (vgg_weights=random" in out
-    table, _ = report.table1([str(run)], METHODS)  # the book's Table 1 shows the switch beside the numbers
+    table, _ = table1.table1([str(run)], METHODS)  # the book's Table 1 shows the switch beside the numbers
     assert list(table.Method) == ["ChromaGAN", "grayscale (ab = 0)"] and table.steps[0] == 2
     assert table.notes[0].startswith("class KL term off (vgg_weights=random")
     write_images(tmp_path / "photos", 1, size=(50, 40))

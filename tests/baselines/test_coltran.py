@@ -12,7 +12,7 @@ from baselines.coltran.quantize import (area_downsample, bins_to_labels, gray_le
                                         nearest_upsample, to_coarse_bits)
 from baselines.coltran.step import bits_per_dim, make_targets
 from baselines.coltran.upsampler import ParallelUpsampler
-from colorgan import report
+from colorgan import table1
 from colorgan.cli import METHODS, main
 from colorgan.color import rgb_to_model
 from colorgan.data import sample_images
@@ -142,7 +142,7 @@ def test_cli_train_evaluate_colorize_and_table1(tmp_path: Path, capsys, monkeypa
                  "--no-progress", "--num-bootstrap", "200", "--run-dir", str(run)]) == 0
     assert main(["evaluate", str(run)]) == 0
     assert "coltran" in capsys.readouterr().out
-    table, _ = report.table1([str(run)], METHODS)
+    table, _ = table1.table1([str(run)], METHODS)
     assert list(table.Method) == ["ColTran", "grayscale (ab = 0)"] and "RGB output" in table.notes[0]
     write_images(tmp_path / "photos", 1, size=(30, 20))
     assert main(["colorize", str(tmp_path / "photos" / "img_000.png"), "-o", str(tmp_path / "out"),
