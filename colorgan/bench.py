@@ -8,11 +8,14 @@ Recorded in ``results/bench/<device>.json`` and ``.md``:
 - training images/s per variant and its ratio to fp32 eager; the step split into its parts
   (generator, critic, VGG features, rest), each timed alone with synchronised timers;
 - model FLOPs per image (``torch.utils.flop_counter`` over one fp32 eager step) and MFU against the
-  device's dense peak (``PEAK_TFLOPS``; n/a on CPU);
+  device's dense peak (``devices.PEAK_TFLOPS``; n/a on CPU);
 - peak memory: CUDA max allocated per variant; on CPU the process's peak RSS for the whole run;
 - inference images/s (``colorize``), the input pipeline's images/s at 256² (``data.batches`` from a
   uint8 cache, with the pinned ``non_blocking`` copy on CUDA), a profile of the fastest variant, and
   the projected wall time of the paper's protocol (300 epochs of 15,413 images at 256²).
+
+The measurements and ``run_bench`` live here; the device's facts in ``devices``, the timers, warm-up, load
+and FLOP counter in ``timing``, the record's files and Markdown in ``bench_report``.
 """
 
 from __future__ import annotations
@@ -25,112 +28,35 @@ import platform
 import re
 import resource
 import statistics
-import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch._dynamo
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from colorgan import losses, runtime
+from colorgan.bench_config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig
+from colorgan.bench_report import slug
 from colorgan.color import model_to_rgb
-from colorgan.config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig
 from colorgan.data import VOC_NUM_IMAGES, VOC_NUM_TEST, batches
+from colorgan.devices import conv_precision, cpu_bf16_support, device_label, peak_tflops, synchronize
 from colorgan.models import build_vgg19_features
+from colorgan.published import PAPER_PROTOCOLS
 from colorgan.step import ColorGANStep
+from colorgan.timing import DynamoWatch, count_flops, machine_load, round_robin, spread, timed, warm_until_settled
 
 log = logging.getLogger(__name__)
 
-PAPER_EPOCHS = 300  # §3.1
-PAPER_TRAIN_IMAGES = VOC_NUM_IMAGES - VOC_NUM_TEST  # 15,413 (§3.1)
-PAPER_IMAGE_SIZE = 256
+# The paper's protocol (§3.1), from its one home in published.py; the train-image count is data.py's VOC split
+PAPER_EPOCHS = PAPER_PROTOCOLS["colorgan"]["num_epochs"][0]  # 300
+PAPER_IMAGE_SIZE = PAPER_PROTOCOLS["colorgan"]["image_size"][0]  # 256
+PAPER_TRAIN_IMAGES = VOC_NUM_IMAGES - VOC_NUM_TEST  # 15,413
 PIPELINE_TARGET = 2000  # images/s at 256² that the issue's H100 goal (paper protocol in 45 min) consumes
-
-# Dense (no sparsity) peak TFLOP/s from the vendors' datasheets; the first pattern found in the device
-# name wins, so specific names come before general ones. tf32: fp32 convolutions on tensor cores
-# (cuDNN's default, torch.backends.cudnn.allow_tf32).
-PEAK_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
-    ("H100 PCIe", {"bf16": 756.0, "tf32": 378.0, "fp32": 51.2}),
-    ("H100 NVL", {"bf16": 835.5, "tf32": 417.5, "fp32": 60.0}),
-    ("H100", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),  # SXM5 ("NVIDIA H100 80GB HBM3")
-    ("H200 NVL", {"bf16": 835.5, "tf32": 417.5, "fp32": 60.0}),
-    ("H200", {"bf16": 989.4, "tf32": 494.7, "fp32": 66.9}),  # SXM
-    ("A100", {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5}),
-    ("L40S", {"bf16": 362.1, "tf32": 183.0, "fp32": 91.6}),
-    ("L4", {"bf16": 121.0, "tf32": 60.0, "fp32": 30.3}),
-    ("RTX 4090", {"bf16": 165.2, "tf32": 82.6, "fp32": 82.6}),  # bf16 with fp32 accumulation
-)
 # Profiler operator/kernel names that are convolutions or matrix products (compute-bound work); the
 # rest (elementwise, normalisation, reductions, copies) is mostly memory-bound.
 COMPUTE_OPS = re.compile(r"conv|gemm|matmul|\bmm\b|aten::mm|addmm|bmm|linear|cudnn|cutlass|xmma|wgrad|dgrad|fprop",
                          re.IGNORECASE)
-
-
-# ------------------------------------------------------------------------------------------ device
-
-
-def device_label(device: torch.device) -> str:
-    """'NVIDIA H100 80GB HBM3', or 'cpu AMD EPYC (2 threads)'."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        model = found.group(1).strip() if found else model
-    return f"cpu {model} ({torch.get_num_threads()} threads)"
-
-
-def cpu_bf16_support() -> dict[str, Any]:
-    """Whether this CPU computes bf16 in hardware: {'native', 'flags', 'torch_capability'}.
-
-    AVX512_BF16 (dot products of bf16 pairs) and AMX_BF16 (tile matrix units) are what oneDNN's bf16
-    convolutions use; without them bf16 is emulated and slower than fp32.
-    """
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        found = re.search(r"^flags\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        flags = set(found.group(1).split()) if found else set()
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"})
-    capability = torch.backends.cpu.get_cpu_capability()
-    return {"native": bool(bf16) or "AMX" in capability, "flags": bf16, "torch_capability": capability}
-
-
-def slug(text: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3' (for file names)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def peak_tflops(label: str) -> dict[str, float] | None:
-    """Dense peaks {'bf16', 'tf32', 'fp32'} for a CUDA device name; None for CPUs and unknown devices."""
-    if label.startswith("cpu"):
-        return None
-    return next((peaks for pattern, peaks in PEAK_TFLOPS if pattern in label), None)
-
-
-def conv_precision(step: ColorGANStep) -> str:
-    """The precision the convolutions run in: bf16 (autocast), tf32 (CUDA fp32 on tensor cores) or fp32."""
-    if step.amp_dtype is not None:
-        return "bf16"
-    return "tf32" if step.device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: torch.device) -> float:
-    """Seconds that ``fn`` takes, with the device synchronised before and after."""
-    synchronize(device)
-    started = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - started
 
 
 # ------------------------------------------------------------------------------------------- parts
@@ -173,28 +99,6 @@ def step_parts(step: ColorGANStep, batch: torch.Tensor) -> dict[str, Callable[[]
     return parts
 
 
-class _GlobalOnly:
-    """Stands in for FlopCounterMode's module tracker, whose backward hooks fail inside autograd.grad
-    (the gradient penalty); we only need the total."""
-
-    parents = {"Global"}
-
-    def __enter__(self) -> "_GlobalOnly":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of the convolutions and matrix products that ``fn`` runs (forward and backward)."""
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _GlobalOnly()
-    with counter:
-        fn()
-    return counter.get_total_flops()
-
-
 def resident_bytes(step: ColorGANStep) -> int:
     """Bytes held between steps: weights, buffers, gradients and optimiser state."""
     tensors: dict[int, int] = {}
@@ -213,98 +117,32 @@ def resident_bytes(step: ColorGANStep) -> int:
 # ------------------------------------------------------------------------------------ measurements
 
 
+def variant_builder(cfg: BenchConfig, image_size: int, device: torch.device) -> Callable[..., ColorGANStep]:
+    """``build(variant, **changes)``: a ColorGANStep of the benchmarked model at ``image_size`` with a variant's
+    settings (and ``changes``, e.g. a batch size). VGG19 is built once, here, and every step gets its own copy."""
+    reference = cfg.model_config(image_size)
+    vgg = build_vgg19_features(reference.vgg_weights, reference.vgg_layer, reference.seed)  # built once: slow
+
+    def build(variant: str, **changes: Any) -> ColorGANStep:
+        return ColorGANStep(cfg.model_config(image_size, **changes, **BENCH_VARIANTS[variant]), device,
+                            copy.deepcopy(vgg))
+    return build
+
+
 def build_variants(cfg: BenchConfig, image_size: int, device: torch.device
                    ) -> tuple[dict[str, ColorGANStep], dict[str, str]]:
     """One ColorGANStep per variant (same seed each), and the variants that failed to build."""
     steps, failed = {}, {}
-    reference = cfg.model_config(image_size)
-    vgg = build_vgg19_features(reference.vgg_weights, reference.vgg_layer, reference.seed)  # built once: slow
+    build = variant_builder(cfg, image_size, device)
     for name in cfg.variant_names():
         torch.manual_seed(cfg.seed)
         try:
-            steps[name] = ColorGANStep(cfg.model_config(image_size, **BENCH_VARIANTS[name]), device,
-                                       copy.deepcopy(vgg))
+            steps[name] = build(name)
         except Exception as err:  # e.g. fused Adam on a device without it: report, measure the rest
             if name == BENCH_REFERENCE:
                 raise
             failed[name] = f"{type(err).__name__}: {err}"
     return steps, failed
-
-
-def round_robin(fns: dict[str, Callable[[], Any]], rounds: int, device: torch.device,
-                loads: list[float] | None = None) -> dict[str, list[float]]:
-    """Seconds per call of every function, one call of each per round (drifting load hits all alike).
-
-    ``loads`` (if given) gets the 1-min load average after each round.
-    """
-    seconds: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            seconds[name].append(timed(fn, device))
-        if loads is not None:
-            loads.append(os.getloadavg()[0])
-    return seconds
-
-
-def settled(seconds: list[float], window: int, tolerance: float) -> bool:
-    """True when the last ``window`` times agree: (max - min) / median <= ``tolerance``."""
-    if len(seconds) < window:
-        return False
-    last = seconds[-window:]
-    return (max(last) - min(last)) / statistics.median(last) <= tolerance
-
-
-def warm_until_settled(fn: Callable[[], Any], cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
-    """Call ``fn`` at least ``num_warmup`` times and until its times settle (or ``max_warmup`` calls).
-
-    oneDNN builds kernels on the first use of each shape (bf16 ones take seconds), torch.compile compiles,
-    caches fill: the first calls are slower, by an amount that differs by variant.
-    """
-    seconds: list[float] = []
-    limit = max(cfg.max_warmup, cfg.num_warmup)
-    while len(seconds) < limit:
-        seconds.append(timed(fn, device))
-        if len(seconds) >= cfg.num_warmup and settled(seconds, cfg.settle_window, cfg.settle_tolerance):
-            break
-    return {"seconds": sum(seconds), "steps": len(seconds),
-            "settled": settled(seconds, cfg.settle_window, cfg.settle_tolerance)}
-
-
-class DynamoWatch(logging.Handler):
-    """What torch.compile did inside a ``with`` block, from dynamo's counters and its warnings.
-
-    ``result`` after the block: frames compiled (first compiles and recompiles alike), graphs, graph
-    breaks, and how often a function hit dynamo's recompile limit: past it dynamo runs that function
-    eagerly, so a "compile" row would time eager code.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.limit_hits: list[str] = []
-        self.result: dict[str, Any] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "hit config." in message:  # "torch._dynamo hit config.recompile_limit (8) ... function: ..."
-            self.limit_hits.append(message.splitlines()[0] + " " + " ".join(message.splitlines()[1:2]).strip())
-
-    @staticmethod
-    def _counts() -> dict[str, int]:
-        counters = torch._dynamo.utils.counters
-        return {"frames_compiled": counters["frames"]["ok"], "graphs": counters["stats"]["unique_graphs"],
-                "graph_breaks": sum(counters["graph_break"].values())}
-
-    def __enter__(self) -> "DynamoWatch":
-        self._before = self._counts()
-        logging.getLogger("torch._dynamo").addHandler(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        logging.getLogger("torch._dynamo").removeHandler(self)
-        after = self._counts()
-        self.result = {k: after[k] - self._before[k] for k in after}
-        self.result.update(recompile_limit_hits=len(self.limit_hits), limit_messages=self.limit_hits[:3],
-                           eager_fallback=bool(self.limit_hits))
 
 
 def warm_up(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tensor, device: torch.device
@@ -329,14 +167,6 @@ def warm_up(cfg: BenchConfig, steps: dict[str, ColorGANStep], batch: torch.Tenso
             failed[name] = f"{type(err).__name__}: {err}"
             del steps[name]
     return records, failed
-
-
-def spread(seconds: list[float]) -> float:
-    """Interquartile range over the median: how much a step time varies (0.05 = 5%)."""
-    if len(seconds) < 2:
-        return 0.0
-    q1, _, q3 = statistics.quantiles(seconds, n=4, method="inclusive")
-    return (q3 - q1) / statistics.median(seconds)
 
 
 def conv_stack_reference(cfg: BenchConfig, device: torch.device, loads: list[float] | None = None) -> dict[str, Any]:
@@ -578,162 +408,6 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "pipeline": pipeline,
         "profile": profile,
         "projection": {"image_steps": PAPER_EPOCHS * PAPER_TRAIN_IMAGES,
-                       "method": f"300 epochs x {PAPER_TRAIN_IMAGES:,} images; time per image measured at "
+                       "method": f"{PAPER_EPOCHS} epochs x {PAPER_TRAIN_IMAGES:,} images; time per image measured at "
                                  f"{image_size}² and scaled by the FLOP ratio (256/{image_size})² (same FLOP/s)"},
     }
-
-
-def machine_load(start: float, during: list[float], end: float, threads: int, cfg: BenchConfig,
-                 device: torch.device) -> dict[str, Any]:
-    """The 1-min load averages of the run and whether other processes loaded the machine.
-
-    Our own process adds about ``threads`` to the load while it times steps, so other processes'
-    share is estimated as load - threads during the run (and the whole load before it started).
-    A CPU measurement is ``under_load`` when that share exceeds ``cfg.max_other_load``.
-    """
-    others = [start, *(max(0.0, value - threads) for value in during)]
-    under = device.type == "cpu" and max(others) > cfg.max_other_load
-    return {"start": start, "end": end, "during_max": max(during, default=start),
-            "during_mean": statistics.fmean(during) if during else start, "others_max": max(others),
-            "threads": threads, "max_other_load": cfg.max_other_load, "under_load": under}
-
-
-# ---------------------------------------------------------------------------------------- report
-
-
-def write_report(record: dict[str, Any], cfg: BenchConfig) -> tuple[Path, Path]:
-    """``<output_dir>/<device-slug>[-tag].json`` and ``.md``."""
-    name = record["device"]["slug"] + (f"-{slug(cfg.tag)}" if cfg.tag else "")
-    json_path, md_path = Path(cfg.output_dir) / f"{name}.json", Path(cfg.output_dir) / f"{name}.md"
-    runtime.write_json(json_path, record)
-    runtime.atomic_write_bytes(md_path, lambda f: f.write(format_markdown(record).encode()))
-    return json_path, md_path
-
-
-README_COLUMNS = ("bf16", "channels_last", "fused_adam", "all")  # after fp32 eager's images/s
-
-
-def readme_row(workload: str, record: dict[str, Any]) -> str:
-    """docs/speed.md's bench table row for one committed record: fp32 eager images/s, each switch's ratio to
-    it ('—' when not measured) and the convolution stack's fp32 / bf16 GFLOP/s (tests/test_bench.py keeps
-    docs/speed.md equal to these)."""
-    variants, conv = record["variants"], record.get("conv_reference")
-    cells = [workload, f"{variants[BENCH_REFERENCE]['images_per_s']:.1f} img/s",
-             *(f"{variants[name]['speedup']:.2f}×" if name in variants else "—" for name in README_COLUMNS),
-             f"{conv['fp32']['flops_per_s'] / 1e9:.0f} / {conv['bf16']['flops_per_s'] / 1e9:.0f} GFLOP/s" if conv else "—"]
-    return "| " + " | ".join(cells) + " |"
-
-
-def _size(num_bytes: float | None) -> str:
-    return "n/a" if num_bytes is None else f"{num_bytes / 2**30:.2f} GiB"
-
-
-def _hours(hours: float) -> str:
-    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.0f} days"
-
-
-def _gflop(flops: float | None) -> str:
-    return "n/a" if flops is None else f"{flops / 1e9:.2f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _ratio(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def _bf16_note(support: dict[str, Any] | None) -> str:
-    if support is None:
-        return ""
-    if support["native"]:
-        return f"; bf16 in hardware ({', '.join(f.upper() for f in support['flags']) or support['torch_capability']})"
-    return f"; no bf16 instructions (AVX512_BF16/AMX) on this CPU: bf16 is emulated (torch: {support['torch_capability']})"
-
-
-def format_markdown(record: dict[str, Any]) -> str:
-    """The bench record as a Markdown report: context, one row per variant, pipeline, profile, projection."""
-    S, B = record["image_size"], record["batch_size"]
-    flops, variants, pipe = record["flops"], record["variants"], record["pipeline"]
-    versions, load = record["versions"], record["device"]["load_average_1min"]
-    part_names = sorted({p for v in variants.values() for p in v.get("parts_ms", {})},
-                        key=["generator", "critic", "vgg", "rest"].index)
-    conv = record.get("conv_reference")
-    lines = [f"# ColorGAN speed: {record['device']['name']}", ""]
-    if load.get("under_load"):
-        lines += [f"> **Measured under load**: other processes put a 1-min load of up to {load['others_max']:.1f} on "
-                  f"this machine (flag above {load['max_other_load']}); the speeds below are low and not comparable. "
-                  "Measure again on a quiet machine (`--refuse-under-load`).", ""]
-    lines += [
-        f"- device: {record['device']['name']} ({record['device']['type']}, {record['device']['threads']} threads"
-        + (f", CUDA {record['cuda']}" if record["cuda"] else "") + ")" + _bf16_note(record["device"].get("cpu_bf16")),
-        f"- versions: torch {versions.get('torch')}, torchvision {versions.get('torchvision')}, "
-        f"python {versions.get('python')}; commit `{record['git_commit']}`; {record['created']}",
-        f"- workload: ColorGAN training step at {S}×{S}, batch {B} (model: "
-        + ", ".join(f"{k}={v}" for k, v in record["model"].items()) + ")",
-        f"- timing: {record['timing']}; machine load (1-min average) {load['start']:.1f} at the start, "
-        + (f"{load['during_mean']:.1f} mean and {load['during_max']:.1f} max while timing (our {load['threads']} "
-           f"threads included; others' share up to {load['others_max']:.1f}), " if "during_max" in load else "")
-        + f"{load['end']:.1f} at the end, on {record['device']['cpu_count']} CPU cores",
-        f"- FLOPs per image: training step {flops['train_per_image'] / 1e9:.2f} GFLOP at {S}² "
-        f"({flops['train_per_image_at_256'] / 1e9:.0f} GFLOP at 256²), inference {flops['inference_per_image'] / 1e9:.2f}"
-        " GFLOP; by part: " + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in flops["parts_per_image"].items()),
-        f"- MFU: against dense peak {record['device']['peak_tflops'] or 'n/a (CPU or unknown device)'} TFLOP/s",
-        *([f"- convolution-stack reference ({conv['workload']}): fp32 {conv['fp32']['flops_per_s'] / 1e9:.1f} GFLOP/s "
-           f"({conv['fp32']['ms']:.0f} ms, spread {_pct(conv['fp32']['spread'])}), bf16 autocast "
-           f"{conv['bf16']['flops_per_s'] / 1e9:.1f} GFLOP/s ({conv['bf16']['ms']:.0f} ms, spread "
-           f"{_pct(conv['bf16']['spread'])}); '× conv stack' = the step's achieved FLOP/s over the stack's in the "
-           "same precision"] if conv else []),
-        f"- memory: {record['memory']['method']}; process peak RSS {_size(record['memory']['process_peak_rss_bytes'])}",
-        "",
-        "| variant | images/s | × fp32 eager | step ms (min–max) | spread | " + " | ".join(f"{p} ms" for p in part_names)
-        + " | inference img/s | precision | GFLOP/img run | achieved GFLOP/s | × conv stack | MFU | peak memory | "
-        "warm-up s (steps) | paper protocol |",
-        "|---|---:|---:|---:|---:|" + "---:|" * len(part_names) + "---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, v in variants.items():
-        parts = [f"{v['parts_ms'][p]:.1f}" if p in v.get("parts_ms", {}) else "" for p in part_names]
-        lines.append(
-            f"| {name}{' (fastest)' if name == record['best'] else ''} | {v['images_per_s']:.1f} | "
-            f"{v['speedup']:.2f} | {v['step_ms']:.1f} ({v['step_ms_min']:.0f}–{v['step_ms_max']:.0f}) | "
-            f"{_pct(v.get('spread'))} | "
-            + "".join(f"{p} | " for p in parts)
-            + f"{v['inference_images_per_s']:.1f} | {v['precision']} | {_gflop(v.get('executed_flops_per_image'))} | "
-            f"{_gflop(v.get('achieved_flops_per_s'))} | {_ratio(v.get('conv_reference_fraction'))} | {_pct(v['mfu'])} | "
-            f"{_size(v['peak_memory_bytes'])} | {v['warmup_s']:.1f} ({v.get('warmup_steps', '?')}"
-            f"{'' if v.get('warmup_settled', True) else ', unsettled'}) | {_hours(v['projected_paper_hours'])} |")
-    for name, error in record["failed"].items():
-        lines.append(f"| {name} | failed: {error[:120]} |")
-    compiled = {name: v["dynamo"] for name, v in variants.items() if "dynamo" in v}
-    if compiled:
-        lines += ["", "torch.compile (dynamo's counters during each variant's warm-up):"]
-        lines += [f"- {name}: {d['frames_compiled']} frames compiled, {d['graphs']} graphs, {d['graph_breaks']} graph "
-                  f"breaks, {d['compiles_while_timing']} compiles while timing all variants"
-                  + (f"; **fell back to eager** (recompile limit hit {d['recompile_limit_hits']}×: its row times "
-                     f"eager code in part)" if d["eager_fallback"] else "") for name, d in compiled.items()]
-    lines += [
-        "",
-        "Parts are timed alone: generator = z + G forward/backward (stand-in loss) + Adam; critic = the critic "
-        "update with its gradient penalty; vgg = target features + the fake's features forward/backward; "
-        "rest = step − parts (colour conversion, loss terms, the critic pass of Lg, overlap). GFLOP/img run: "
-        "what the variant executes (n/a: compiled); MFU counts the reference's model FLOPs.",
-        "",
-        f"**Input pipeline** ({pipe['source']}, {pipe['image_size']}², batch {pipe['batch_size']}, flips, one thread"
-        + (", pinned memory + non_blocking copy" if pipe["pinned_non_blocking_copy"] else "") + "): "
-        f"**{pipe['images_per_s']:.0f} images/s**; the fastest variant consumes {pipe['training_needs_images_per_s']:.1f}"
-        f" images/s at 256² here ({pipe['headroom']:.0f}× headroom); the H100 goal needs ≥ "
-        f"{pipe['target_images_per_s']} images/s ({pipe['images_per_s'] / pipe['target_images_per_s']:.1f}× covered).",
-        "",
-        f"**Paper protocol** ({record['projection']['image_steps']:,} image-steps): "
-        f"{_hours(variants[record['best']]['projected_paper_hours'])} with {record['best']}, "
-        f"{_hours(variants[BENCH_REFERENCE]['projected_paper_hours'])} with {BENCH_REFERENCE}. "
-        f"Projection: {record['projection']['method']}.",
-    ]
-    profile = record.get("profile")
-    if profile:
-        lines += ["", f"**Profile of {record['best']}** ({profile['clock']}, {profile['ms_per_step']:.1f} ms per step; "
-                  f"convolutions and matmuls {_pct(profile['conv_matmul_share'])}, the rest mostly memory-bound):", "",
-                  "| operator | ms per step | share |", "|---|---:|---:|"]
-        lines += [f"| `{op['name'][:80]}` | {op['ms_per_step']:.2f} | {_pct(op['share'])} |" for op in profile["top"]]
-    return "\n".join(lines) + "\n"

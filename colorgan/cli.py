@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 # Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
 # baselines), pandas and matplotlib are imported inside the commands that need them.
-from colorgan.config import (BenchConfig, ColorGANConfig, ExecutorConfig, GpuCheckConfig, Params, RunConfig,
-                             field_default)
+from colorgan.bench_config import BenchConfig
+from colorgan.config import ColorGANConfig, ExecutorConfig, Params, RunConfig, field_default
+from colorgan.gpu_check_config import GpuCheckConfig
 from colorgan.table1 import Table1Config
 
 if TYPE_CHECKING:
@@ -459,7 +460,8 @@ def cmd_data_voc_mini(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from colorgan.bench import format_markdown, run_bench, write_report
+    from colorgan.bench import run_bench
+    from colorgan.bench_report import format_markdown, write_report
 
     cfg = config_from_args(BenchConfig, args)
     record = run_bench(cfg)

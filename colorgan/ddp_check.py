@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from colorgan import deadline
-from colorgan.config import ColorGANConfig, GpuCheckConfig, RunConfig
+from colorgan.config import ColorGANConfig, RunConfig
+from colorgan.gpu_check_config import GpuCheckConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import PROGRESS_FILE, CheckpointDir, StepFactory, load_checkpoint, train
 
@@ -28,10 +29,7 @@ def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path, until: 
     end; judged against one process's uninterrupted run of the same config by ``judge_ddp``. The torchrun
     calls get the time left to the section's deadline ``until`` (epoch s); ``model``: ColorGAN's size fields."""
     half = max(cfg.num_steps // 2, 1)
-    params = {"data": "samples", "image_size": cfg.image_size, "batch_size": cfg.batch_size,
-              "num_sample_crops": max(cfg.batch_size, 16), "num_steps": cfg.num_steps, "checkpoint_every": half,
-              "keep_checkpoints": 99, "log_every": 1, "progress": False, "device": cfg.device, "seed": cfg.seed,
-              "num_bootstrap": 100, **model}
+    params = cfg.run_params(model, checkpoint_every=half, keep_checkpoints=99)
     run_dir = work_dir / "ddp"
     env, rank_device = torchrun_env(device, os.environ)
     logs = []

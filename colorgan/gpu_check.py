@@ -9,11 +9,16 @@ Sections, in order, each in its own child process under a hard deadline (``deadl
    steps at its paper sizes and ``image_size``, then colorizes and scores ``num_eval_images`` test images.
 3. ddp: ``torchrun --nproc_per_node=1 -m colorgan train`` (NCCL on CUDA, gloo on CPU) for half the
    steps, then ``--resume`` to the end; compared with one process's uninterrupted run by the relative
-   distance of the weights, at half way (DDP) and at the end (resume), the resume step read back from the run.
+   distance of the weights, at half way (DDP) and at the end (resume), the resume step read back from the run
+   (``ddp_check``).
 4. bench (GPU form, measured, not judged): ``colorgan bench`` at ``batch_size`` with every variant,
    then at the largest batch that fits with the variants that run there; MFU against the device's
    dense bf16 peak, the paper protocol's projected time per method, inference images/s, and the
-   issue's goals (reported, not asserted).
+   issue's goals, reported, not asserted (``bench_check``).
+
+This module runs the check: each section under its deadline, statuses, the record; and holds the first two
+sections. The DDP and bench sections live in ``ddp_check`` and ``bench_check``, the config and sizes in
+``gpu_check_config``, the record's pages in ``gpu_check_report``.
 
 The record ``<output_dir>/<device>[-tiny].json`` (and its ``.md``) is rewritten atomically before and
 after every section, so a check that is killed leaves every finished section on disk. Each section's
@@ -27,7 +32,6 @@ batches; nothing from outside the checkout.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 import logging
@@ -42,37 +46,20 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from colorgan import bench, deadline, runtime
-from colorgan.config import (BENCH_REFERENCE, BENCH_VARIANTS, GPU_CHECK_SECTIONS, BenchConfig, GpuCheckConfig,
-                             RunConfig)
+from colorgan import bench, bench_report, deadline, devices, runtime, timing
+from colorgan.bench_check import GOALS, check_bench
+from colorgan.bench_config import BENCH_REFERENCE, BENCH_VARIANTS, BenchConfig
+from colorgan.config import RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.ddp_check import check_ddp
+from colorgan.gpu_check_config import GPU_CHECK_SECTIONS, GpuCheckConfig, bench_params, model_params
 from colorgan.gpu_check_report import write_report
 from colorgan.metrics import evaluate
-from colorgan.models import build_vgg19_features
-from colorgan.step import ColorGANStep
 from colorgan.train import StepFactory, load_trained, train
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Goals of issue 14 for the GPU run: reported beside the measurements, never asserted.
-GOALS = {"mfu_bf16": 0.45, "speedup_vs_fp32_eager": 3.0, "colorgan_paper_protocol_minutes": 55.0,
-         "inference_images_per_s": 500.0}
-# Model fields per method. GPU form: the papers' sizes (the configs' defaults) with offline VGG weights
-# (same FLOPs as ImageNet's); ColTran trains its 256x256 spatial upsampler on 4 images per step, as the
-# paper profile does. Tiny form: toy widths that train a step in well under a second on a CPU.
-PAPER_SIZES: dict[str, dict[str, Any]] = {"coltran": {"spatial_batch_size": 4}}
-TINY_SIZES: dict[str, dict[str, Any]] = {
-    "colorgan": {"gen_width": 8, "gen_max_width": 32, "noise_channels": 4, "noise_width": 16, "noise_layers": 2,
-                 "disc_width": 8, "disc_layers": 2, "vgg_layer": "relu2_2"},
-    "chromagan": {"trunk_width": 8, "head_width": 16, "global_dim": 16, "class_hidden": 32, "decoder_width": 8,
-                  "disc_width": 8, "disc_layers": 2, "teacher_size": 32},
-    "coltran": {"coarse_size": 8, "hidden_size": 16, "ff_size": 32, "num_heads": 2, "num_encoder_layers": 1,
-                "num_outer_layers": 1, "num_inner_layers": 1, "upsampler_hidden_size": 16, "upsampler_ff_size": 32,
-                "upsampler_heads": 2, "num_color_upsampler_layers": 1, "num_spatial_upsampler_layers": 1,
-                "spatial_batch_size": 2},
-}
 SWITCH_NOTES = {"compile": "left out of --tiny: compiling takes minutes on 2 CPU cores"}
 TOLERANCE_BASIS = ("calibrated on a CPU at toy widths, 32x32, batch 4, 2-4 steps; here they bound a run of the "
                    "size above, so a failure shows its measured deviation to judge by")
@@ -128,7 +115,7 @@ def new_record(cfg: GpuCheckConfig) -> dict[str, Any]:
     """The record before any section ran: device, versions, config, every section 'not run' or pending."""
     device = runtime.select_device(cfg.device)
     try:
-        label = bench.device_label(device)
+        label = devices.device_label(device)
     except Exception as err:  # a broken driver: the record still gets written, and each section says why it fails
         label = f"{device} (name unavailable: {type(err).__name__})"
     sections: dict[str, Any] = {name: {"status": "not run", "why": "not reached: the check stopped before it"}
@@ -136,8 +123,8 @@ def new_record(cfg: GpuCheckConfig) -> dict[str, Any]:
     if not cfg.bench:
         sections["bench"] = {"status": "off", "why": "bench=False"}
     return {
-        "device": {"name": label, "slug": bench.slug(label), "type": device.type, "index": device.index,
-                   "peak_tflops": bench.peak_tflops(label), "cuda": torch.version.cuda if device.type == "cuda" else None},
+        "device": {"name": label, "slug": bench_report.slug(label), "type": device.type, "index": device.index,
+                   "peak_tflops": devices.peak_tflops(label), "cuda": torch.version.cuda if device.type == "cuda" else None},
         "created": _now(), "git_commit": runtime.git_commit(), "versions": runtime.package_versions(),
         "config": cfg.to_dict(), "goals": GOALS, "time_limit_s": 60 * cfg.time_budget_minutes,
         "status": "running", "ok": False, "seconds": None, "sections": sections,
@@ -187,7 +174,7 @@ def run_section(report: Callable[[dict[str, Any]], None], until: float, name: st
         return check_methods(cfg, methods, device, work_dir, report)
     if name == "ddp":
         return check_ddp(cfg, device, work_dir, until, model_params(cfg, "colorgan"))
-    return check_speed(cfg, device, done, until, report)
+    return check_bench(cfg, device, done, until, report)
 
 
 def inject_fault(name: str, action: str) -> dict[str, Any]:
@@ -221,10 +208,6 @@ def generated_batches(cfg: GpuCheckConfig, count: int) -> list[torch.Tensor]:
     return list((images * 255).round().to(torch.uint8).unflatten(0, (count, cfg.batch_size)))
 
 
-def model_params(cfg: GpuCheckConfig, method: str) -> dict[str, Any]:
-    return dict(TINY_SIZES.get(method, {}) if cfg.tiny else PAPER_SIZES.get(method, {}))
-
-
 def switch_names(cfg: GpuCheckConfig) -> list[str]:
     names = [s.strip() for s in cfg.switches.split(",") if s.strip() and s.strip() != BENCH_REFERENCE]
     return [n for n in names if not (cfg.tiny and n == "compile")]
@@ -238,11 +221,9 @@ def check_switches(cfg: GpuCheckConfig, device: torch.device,
     |switch - reference| / max over steps of |reference|. torch.compile runs last (the slowest), and
     ``report`` gets the switches judged so far after each, so a deadline keeps them.
     """
-    bench_cfg = BenchConfig(batch_size=cfg.batch_size, device=cfg.device, seed=cfg.seed,
-                            model_params=json.dumps(model_params(cfg, "colorgan")))
+    bench_cfg = BenchConfig(batch_size=cfg.batch_size, **bench_params(cfg))
     batches = [b.to(device) for b in generated_batches(cfg, cfg.num_steps)]
-    reference_cfg = bench_cfg.model_config(cfg.image_size)
-    vgg = build_vgg19_features(reference_cfg.vgg_weights, reference_cfg.vgg_layer, reference_cfg.seed)
+    build = bench.variant_builder(bench_cfg, cfg.image_size, device)
     tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     histories: dict[str, list[dict[str, float]]] = {}
@@ -257,9 +238,8 @@ def check_switches(cfg: GpuCheckConfig, device: torch.device,
             begun = time.monotonic()
             tolerance = cfg.bf16_tolerance if BENCH_VARIANTS[name].get("amp") == "bf16" else cfg.fp32_tolerance
             try:
-                step = ColorGANStep(bench_cfg.model_config(cfg.image_size, **BENCH_VARIANTS[name]), device,
-                                    copy.deepcopy(vgg))
-                with bench.DynamoWatch() as watch:
+                step = build(name)
+                with timing.DynamoWatch() as watch:
                     histories[name] = [{k: float(v) for k, v in step(batch).items()} for batch in batches]
             except Exception as err:
                 if name == BENCH_REFERENCE:
@@ -317,11 +297,7 @@ def check_methods(cfg: GpuCheckConfig, methods: dict[str, tuple[type[RunConfig],
 
 def train_and_score(cfg: GpuCheckConfig, name: str, config_cls: type[RunConfig], factory: StepFactory,
                     device: torch.device, work_dir: Path) -> dict[str, Any]:
-    params = {"data": "samples", "image_size": cfg.image_size, "batch_size": cfg.batch_size,
-              "num_sample_crops": max(cfg.batch_size, 16), "num_steps": cfg.num_steps, "checkpoint_every": cfg.num_steps,
-              "log_every": 1, "run_dir": str(work_dir / name), "progress": False, "device": cfg.device,
-              "seed": cfg.seed, "num_bootstrap": 100, **model_params(cfg, name)}
-    run_cfg = config_cls.from_params(params)
+    run_cfg = config_cls.from_params(cfg.run_params(model_params(cfg, name), run_dir=str(work_dir / name)))
     fit = train(run_cfg, factory, work_dir / "cache")
     lines = [json.loads(line) for line in (Path(run_cfg.run_dir) / "metrics.jsonl").read_text().splitlines()]
     # the second half of the steps: past cuDNN's algorithm search and the caches' first fill
@@ -342,117 +318,3 @@ def train_and_score(cfg: GpuCheckConfig, name: str, config_cls: type[RunConfig],
             "projected_paper_hours": bench.paper_protocol_hours(images_per_s, cfg.image_size),
             "eval_images": len(few), "eval_seconds": eval_seconds,
             "psnr": float(own["psnr"].mean()), "ssim": float(own["ssim"].mean())}
-
-
-def largest_batch(cfg: GpuCheckConfig, device: torch.device, variants: list[str]) -> int:
-    """The largest batch (doubling from ``batch_size`` up to ``max_batch``) at which one step of every bench
-    variant in ``variants`` fits in CUDA memory with all of them resident, as the bench holds them;
-    ``batch_size`` on other devices. Only out-of-memory ends the search; other errors propagate."""
-    if device.type != "cuda":
-        return cfg.batch_size
-    fits, trial = cfg.batch_size, cfg.batch_size * 2
-    model = BenchConfig(device=cfg.device, seed=cfg.seed, model_params=json.dumps(model_params(cfg, "colorgan")))
-    reference = model.model_config(cfg.image_size)
-    vgg = build_vgg19_features(reference.vgg_weights, reference.vgg_layer, reference.seed)  # once: slow to build
-    while trial <= cfg.max_batch:
-        steps: list[ColorGANStep] = []
-        try:
-            batch = torch.randint(0, 256, (trial, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, device=device)
-            for name in variants:
-                steps.append(ColorGANStep(model.model_config(cfg.image_size, batch_size=trial, **BENCH_VARIANTS[name]),
-                                          device, copy.deepcopy(vgg)))
-                steps[-1](batch)
-            torch.cuda.synchronize(device)
-            fits, trial = trial, trial * 2
-        except torch.cuda.OutOfMemoryError:
-            break
-        finally:
-            steps.clear()  # free the trial's memory before the next
-            torch.cuda.empty_cache()
-    return fits
-
-
-def check_speed(cfg: GpuCheckConfig, device: torch.device, done: dict[str, Any], until: float,
-                report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """``colorgan bench`` at batch_size (every variant) first, then the largest-batch search and the bench at
-    that batch (``large_batch_variants``); each step's error is recorded and what was measured is kept
-    (``report`` hands each partial result to the parent). The second run is left out when less time is
-    left before ``until`` (epoch s) than the first one took."""
-    out = Path(cfg.output_dir) / "bench"
-    common = {"image_size": cfg.image_size, "device": cfg.device, "seed": cfg.seed, "output_dir": str(out),
-              "model_params": json.dumps(model_params(cfg, "colorgan"))}
-    if cfg.tiny:  # the same code at a size CI can afford: two variants, a few steps
-        common.update(variants="bf16", num_steps=2, num_warmup=1, max_warmup=2, breakdown=False, profile=False,
-                      conv_reference=False, pipeline_size=32, pipeline_images=8, pipeline_batches=2)
-    result: dict[str, Any] = {"ok": None, "runs": {}, "errors": {}, "largest_batch": None, "largest_batch_skipped": None}
-    begun = time.monotonic()
-    bench_once(cfg.batch_size, {**common, "batch_size": cfg.batch_size, "tag": f"b{cfg.batch_size}"}, result)
-    first_seconds = time.monotonic() - begun
-    summarise_goals(result, done, cfg)
-    report(result)
-    if not result["runs"]:
-        raise RuntimeError(f"bench at batch {cfg.batch_size} failed: {result['errors'][f'b{cfg.batch_size}']}")
-    large_variants = [BENCH_REFERENCE, *[v.strip() for v in cfg.large_batch_variants.split(",")
-                                         if v.strip() and v.strip() != BENCH_REFERENCE]]
-    try:
-        result["largest_batch"] = largest_batch(cfg, device, large_variants)
-    except Exception as err:  # e.g. a cuDNN error at a new size: the batch-16 numbers stay
-        log.exception("gpu-check: largest-batch search failed")
-        result["errors"]["largest_batch"] = f"{type(err).__name__}: {err}"
-    large = result["largest_batch"]
-    if large and large > cfg.batch_size:
-        if until - time.time() < first_seconds:
-            result["largest_batch_skipped"] = (f"time: {until - time.time():.0f} s left before the deadline, the first "
-                                               f"run took {first_seconds:.0f} s; batch {large} not benchmarked")
-        else:
-            report(result)
-            bench_once(large, {**common, "batch_size": large, "tag": f"b{large}", "variants": ",".join(large_variants),
-                               "breakdown": False, "profile": False, "conv_reference": False}, result)
-    summarise_goals(result, done, cfg)
-    return result
-
-
-def bench_once(batch_size: int, params: dict[str, Any], result: dict[str, Any]) -> None:
-    """One ``colorgan bench`` run into ``result['runs']['b<batch>']``, or its error into ``result['errors']``."""
-    key = f"b{batch_size}"
-    try:
-        bench_cfg = BenchConfig.from_params(params)
-        record = bench.run_bench(bench_cfg)
-        _, md_path = bench.write_report(record, bench_cfg)
-        result["runs"][key] = {"report": str(md_path), **summarise_bench(record)}
-    except Exception as err:  # a CUDA error in one run must not take the runs already measured with it
-        log.exception("gpu-check: bench at batch %d failed", batch_size)
-        result["errors"][key] = f"{type(err).__name__}: {err}"
-
-
-def summarise_goals(result: dict[str, Any], done: dict[str, Any], cfg: GpuCheckConfig) -> None:
-    """The projected paper-protocol hours per method and the issue's goals, from the runs measured so far."""
-    runs = result["runs"]
-    if not runs:
-        return
-    methods = done.get("methods", {}).get("methods", {})
-    projected = {name: m["projected_paper_hours"] for name, m in methods.items() if "projected_paper_hours" in m}
-    first = runs.get(f"b{cfg.batch_size}") or next(iter(runs.values()))
-    projected["colorgan"] = first["projected_paper_hours"]  # the bench's fastest variant beats a 20-step run
-    best = max(runs.values(), key=lambda r: r["images_per_s"])
-    goals = {
-        "mfu_bf16": best["mfu_bf16_peak"],
-        "speedup_vs_fp32_eager": best["speedup"],
-        "colorgan_paper_protocol_minutes": 60 * min(r["projected_paper_hours"] for r in runs.values()),
-        "inference_images_per_s": max(r["inference_images_per_s"] for r in runs.values()),
-    }
-    met = {k: (v is not None and (v <= GOALS[k] if k.endswith("minutes") else v >= GOALS[k])) for k, v in goals.items()}
-    result.update(projected_paper_hours=projected, goals={"measured": goals, "met": met})
-
-
-def summarise_bench(record: dict[str, Any]) -> dict[str, Any]:
-    best = record["variants"][record["best"]]
-    return {"batch_size": record["batch_size"], "best": record["best"], "images_per_s": best["images_per_s"],
-            "speedup": best["speedup"], "mfu_bf16_peak": best.get("mfu_bf16_peak"),
-            "projected_paper_hours": best["projected_paper_hours"],
-            "inference_images_per_s": max(v["inference_images_per_s"] for v in record["variants"].values()),
-            "variants": {name: {k: v.get(k) for k in ("images_per_s", "speedup", "mfu", "mfu_bf16_peak",
-                                                      "inference_images_per_s", "peak_memory_bytes")}
-                         for name, v in record["variants"].items()},
-            "failed": record["failed"],
-            "dynamo": {name: v["dynamo"] for name, v in record["variants"].items() if "dynamo" in v}}

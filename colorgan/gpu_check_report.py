@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from colorgan import bench, runtime
-from colorgan.config import GpuCheckConfig
+from colorgan import bench
+from colorgan.bench_report import hours_text, pct_text, write_json_and_markdown
+from colorgan.gpu_check_config import GpuCheckConfig
 
 
 def report_paths(record: dict[str, Any], cfg: GpuCheckConfig) -> tuple[Path, Path]:
@@ -17,10 +18,7 @@ def report_paths(record: dict[str, Any], cfg: GpuCheckConfig) -> tuple[Path, Pat
 
 def write_report(record: dict[str, Any], cfg: GpuCheckConfig) -> tuple[Path, Path]:
     """Write the record as JSON, then Markdown, each atomically (a reader never sees half a file)."""
-    json_path, md_path = report_paths(record, cfg)
-    runtime.write_json(json_path, record)
-    runtime.atomic_write_bytes(md_path, lambda f: f.write(format_markdown(record).encode()))
-    return json_path, md_path
+    return write_json_and_markdown(record, *report_paths(record, cfg), format_markdown)
 
 
 def _mark(ok: bool | None) -> str:
@@ -85,7 +83,7 @@ def _methods_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
             lines.append(f"| {method} | FAILED: {m['error'][:100]} | | | | | | |")
             continue
         lines.append(f"| {method} | {_mark(m['ok'])} | {m['steps']} | {m['train_images_per_s']:.1f} | "
-                     f"{bench._hours(m['projected_paper_hours'])} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
+                     f"{hours_text(m['projected_paper_hours'])} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
                      f"{m['eval_images']} ({m['eval_seconds']:.1f}) |")
     return lines
 
@@ -109,8 +107,8 @@ def _bench_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
              "paper protocol | report |", "|---:|---|---:|---:|---:|---:|---:|---|"]
     for run in section["runs"].values():
         lines.append(f"| {run['batch_size']} | {run['best']} | {run['images_per_s']:.1f} | {run['speedup']:.2f} | "
-                     f"{bench._pct(run['mfu_bf16_peak'])} | {run['inference_images_per_s']:.0f} | "
-                     f"{bench._hours(run['projected_paper_hours'])} | `{run['report']}` |")
+                     f"{pct_text(run['mfu_bf16_peak'])} | {run['inference_images_per_s']:.0f} | "
+                     f"{hours_text(run['projected_paper_hours'])} | `{run['report']}` |")
     for run_name, run in section["runs"].items():
         for variant, d in run.get("dynamo", {}).items():
             lines.append(f"\n{run_name} {variant}: {d['frames_compiled']} frames compiled, {d['graph_breaks']} graph "
@@ -121,8 +119,9 @@ def _bench_page(record: dict[str, Any], section: dict[str, Any]) -> list[str]:
         lines += ["", section["largest_batch_skipped"]]
     if "goals" not in section:
         return lines
-    lines += ["", "Projected paper protocol (300 epochs of 15,413 images at 256²) per method: "
-              + ", ".join(f"{m} {bench._hours(h)}" for m, h in section["projected_paper_hours"].items())
+    lines += ["", f"Projected paper protocol ({bench.PAPER_EPOCHS} epochs of {bench.PAPER_TRAIN_IMAGES:,} images at "
+              f"{bench.PAPER_IMAGE_SIZE}²) per method: "
+              + ", ".join(f"{m} {hours_text(h)}" for m, h in section["projected_paper_hours"].items())
               + " (ColorGAN: the bench's fastest variant; the others: the median step of their training run).",
               "", "| goal | target | measured | met |", "|---|---:|---:|---|"]
     measured, met = section["goals"]["measured"], section["goals"]["met"]

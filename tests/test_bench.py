@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import bench
+from colorgan import bench, bench_report, devices, timing
+from colorgan.bench_config import BenchConfig
 from colorgan.cli import main
-from colorgan.config import BenchConfig
 from colorgan.models import build_vgg19_features
 from colorgan.step import ColorGANStep
 
@@ -57,7 +57,7 @@ def test_flops_grow_with_the_pixel_count():
         cfg = BenchConfig(model_params=json.dumps(TINY_MODEL), batch_size=2).model_config(size)
         step = ColorGANStep(cfg, torch.device("cpu"), vgg)
         batch = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
-        counts.append(bench.count_flops(lambda: step(batch)))
+        counts.append(timing.count_flops(lambda: step(batch)))
     assert counts[1] == 4 * counts[0]  # so projecting to 256² by (256/S)² is exact for FLOPs
 
 
@@ -72,12 +72,12 @@ def test_paper_protocol_projection():
                                         ("NVIDIA L4", 121.0), ("NVIDIA L40S", 362.1),
                                         ("NVIDIA GeForce RTX 4090", 165.2)])
 def test_peak_table(name, bf16):
-    assert bench.peak_tflops(name)["bf16"] == bf16
+    assert devices.peak_tflops(name)["bf16"] == bf16
 
 
 def test_cpu_and_unknown_devices_have_no_peak():
-    assert bench.peak_tflops("cpu AMD EPYC (2 threads)") is None and bench.peak_tflops("Some GPU") is None
-    assert bench.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    assert devices.peak_tflops("cpu AMD EPYC (2 threads)") is None and devices.peak_tflops("Some GPU") is None
+    assert bench_report.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -106,5 +106,5 @@ def test_the_speed_page_bench_table_matches_the_committed_records():
     assert {p.name for p in (root / "results" / "bench").glob("*.json")} == set(README_BENCH_ROWS)
     for name, workload in README_BENCH_ROWS.items():
         record = json.loads((root / "results" / "bench" / name).read_text())
-        row = bench.readme_row(workload, record)
+        row = bench_report.readme_row(workload, record)
         assert row in readme, f"docs/speed.md's bench row for {name} should read:\n{row}"

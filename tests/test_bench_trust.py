@@ -7,43 +7,43 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import bench
+from colorgan import bench, bench_report, devices, timing
+from colorgan.bench_config import BenchConfig
 from colorgan.cli import main
-from colorgan.config import BenchConfig
 from tests.test_bench import TINY_MODEL
 
 CPU = torch.device("cpu")
 
 
 def test_settled_needs_a_full_window_within_tolerance():
-    assert not bench.settled([1.0, 1.0], 3, 0.1)
-    assert bench.settled([5.0, 1.0, 1.05, 0.98], 3, 0.1)
-    assert not bench.settled([1.0, 1.3, 1.0], 3, 0.1)
+    assert not timing.settled([1.0, 1.0], 3, 0.1)
+    assert timing.settled([5.0, 1.0, 1.05, 0.98], 3, 0.1)
+    assert not timing.settled([1.0, 1.3, 1.0], 3, 0.1)
 
 
 def test_warm_up_continues_until_step_times_settle(monkeypatch):
     times = iter([9.0, 4.0, 2.0, 1.0, 1.02, 0.99, 1.0, 1.0])  # oneDNN building kernels, then steady
-    monkeypatch.setattr(bench, "timed", lambda fn, device: next(times))
+    monkeypatch.setattr(timing, "timed", lambda fn, device: next(times))
     cfg = BenchConfig(num_warmup=2, max_warmup=12, settle_window=3, settle_tolerance=0.1)
-    record = bench.warm_until_settled(lambda: None, cfg, CPU)
+    record = timing.warm_until_settled(lambda: None, cfg, CPU)
     assert record == {"seconds": pytest.approx(18.01), "steps": 6, "settled": True}
     times = iter([3.0, 1.0, 2.0, 1.0])
-    assert bench.warm_until_settled(lambda: None, cfg.replace(max_warmup=4), CPU)["settled"] is False
+    assert timing.warm_until_settled(lambda: None, cfg.replace(max_warmup=4), CPU)["settled"] is False
 
 
 def test_spread_is_the_interquartile_range_over_the_median():
-    assert bench.spread([1.0, 1.0, 1.0]) == 0.0
-    assert bench.spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.0 - 2.0) / 3.0)
+    assert timing.spread([1.0, 1.0, 1.0]) == 0.0
+    assert timing.spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.0 - 2.0) / 3.0)
 
 
 def test_load_from_other_processes_is_flagged_on_cpu_only():
     cfg = BenchConfig(max_other_load=0.5)
-    quiet = bench.machine_load(0.3, [1.2, 2.1, 2.3], 2.2, 2, cfg, CPU)  # our 2 threads ramp the load up to ~2
+    quiet = timing.machine_load(0.3, [1.2, 2.1, 2.3], 2.2, 2, cfg, CPU)  # our 2 threads ramp the load up to ~2
     assert not quiet["under_load"] and quiet["others_max"] == pytest.approx(0.3)
-    busy = bench.machine_load(0.3, [2.5, 3.6], 3.4, 2, cfg, CPU)
+    busy = timing.machine_load(0.3, [2.5, 3.6], 3.4, 2, cfg, CPU)
     assert busy["under_load"] and busy["others_max"] == pytest.approx(1.6)
-    assert bench.machine_load(3.0, [3.0], 3.0, 2, cfg, CPU)["under_load"]  # busy before we started
-    assert not bench.machine_load(9.0, [9.0], 9.0, 2, cfg, torch.device("cuda"))["under_load"]
+    assert timing.machine_load(3.0, [3.0], 3.0, 2, cfg, CPU)["under_load"]  # busy before we started
+    assert not timing.machine_load(9.0, [9.0], 9.0, 2, cfg, torch.device("cuda"))["under_load"]
 
 
 def test_a_busy_machine_is_refused_before_any_work(monkeypatch):
@@ -53,7 +53,7 @@ def test_a_busy_machine_is_refused_before_any_work(monkeypatch):
 
 
 def test_cpu_bf16_support_reads_the_cpu_flags():
-    support = bench.cpu_bf16_support()
+    support = devices.cpu_bf16_support()
     assert set(support) == {"native", "flags", "torch_capability"}
     assert set(support["flags"]) <= {"avx512_bf16", "amx_bf16"}
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
@@ -79,7 +79,7 @@ def test_bench_reports_conv_reference_spread_and_load(tmp_path: Path, monkeypatc
         assert variant["spread"] >= 0 and 1 <= variant["warmup_steps"] <= 2
         reference = conv["bf16" if variant["precision"] == "bf16" else "fp32"]["flops_per_s"]
         assert variant["conv_reference_fraction"] == pytest.approx(variant["achieved_flops_per_s"] / reference)
-    assert record["device"]["cpu_bf16"] == bench.cpu_bf16_support()
+    assert record["device"]["cpu_bf16"] == devices.cpu_bf16_support()
     page = json_path.with_suffix(".md").read_text()
     assert "**Measured under load**" in page and "convolution-stack reference" in page and "| × conv stack |" in page
     assert ("bf16 in hardware" in page) == record["device"]["cpu_bf16"]["native"]
@@ -93,13 +93,13 @@ def test_dynamo_watch_counts_compiles_graph_breaks_and_eager_fallback():
         return y.cos()
 
     torch._dynamo.reset()
-    with bench.DynamoWatch() as watch:
+    with timing.DynamoWatch() as watch:
         torch.compile(broken, backend="eager")(torch.ones(3))
     assert watch.result["frames_compiled"] >= 1 and watch.result["graph_breaks"] == 1
     assert not watch.result["eager_fallback"]
     torch._dynamo.reset()
     double = torch.compile(lambda x: x * 2, backend="eager")
-    with torch._dynamo.config.patch(recompile_limit=1), bench.DynamoWatch() as watch:
+    with torch._dynamo.config.patch(recompile_limit=1), timing.DynamoWatch() as watch:
         for dtype in (torch.float32, torch.float64, torch.int64):  # each dtype needs its own graph
             double(torch.ones(3, dtype=dtype))
     assert watch.result["recompile_limit_hits"] >= 1 and watch.result["eager_fallback"]
@@ -113,5 +113,5 @@ def test_a_compiled_row_that_fell_back_to_eager_says_so():
     record["variants"]["compile"]["dynamo"] = {"frames_compiled": 9, "graphs": 9, "graph_breaks": 2,
                                                "recompile_limit_hits": 1, "limit_messages": [],
                                                "eager_fallback": True, "compiles_while_timing": 0}
-    page = bench.format_markdown(record)
+    page = bench_report.format_markdown(record)
     assert "- compile: 9 frames compiled, 9 graphs, 2 graph breaks" in page and "**fell back to eager**" in page

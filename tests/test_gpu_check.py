@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import ddp_check, gpu_check
+from colorgan import bench_check, ddp_check, gpu_check, gpu_check_config
 from colorgan.cli import main
-from colorgan.config import GpuCheckConfig
+from colorgan.gpu_check_config import GpuCheckConfig
 from colorgan.step import ColorGANStep
 from colorgan.train import CheckpointDir, load_checkpoint, train
 from tests.conftest import tiny_config
@@ -244,7 +244,7 @@ def test_sizes_resolve_for_the_gpu_and_the_tiny_form():
     assert (GpuCheckConfig().resolved().image_size, GpuCheckConfig().resolved().batch_size) == (256, 16)
     tiny = GpuCheckConfig(tiny=True).resolved()
     assert (tiny.image_size, tiny.batch_size, tiny.num_steps) == (32, 4, 4)
-    assert gpu_check.model_params(GpuCheckConfig(), "coltran") == {"spatial_batch_size": 4}
+    assert gpu_check_config.model_params(GpuCheckConfig(), "coltran") == {"spatial_batch_size": 4}
 
 
 def test_a_bench_error_keeps_what_was_measured(monkeypatch, tmp_path: Path):
@@ -255,11 +255,11 @@ def test_a_bench_error_keeps_what_was_measured(monkeypatch, tmp_path: Path):
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return {**committed, "batch_size": 4}
 
-    monkeypatch.setattr(gpu_check.bench, "run_bench", fake_bench)
-    monkeypatch.setattr(gpu_check, "largest_batch", lambda cfg, device, variants: 8)
+    monkeypatch.setattr(bench_check.bench, "run_bench", fake_bench)
+    monkeypatch.setattr(bench_check, "largest_batch", lambda cfg, device, variants: 8)
     reported = []
     cfg = GpuCheckConfig(tiny=True, output_dir=str(tmp_path)).resolved()
-    result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time() + 600, reported.append)
+    result = bench_check.check_bench(cfg, torch.device("cpu"), {}, time.time() + 600, reported.append)
     assert list(result["runs"]) == ["b4"] and result["runs"]["b4"]["best"] == committed["best"]
     assert result["errors"] == {"b8": "RuntimeError: CUDA error: an illegal memory access was encountered"}
     assert reported[0]["runs"]["b4"]["images_per_s"] == committed["variants"][committed["best"]]["images_per_s"]
@@ -269,11 +269,11 @@ def test_a_bench_error_keeps_what_was_measured(monkeypatch, tmp_path: Path):
     def search_fails(cfg, device, variants):
         raise RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR")
 
-    monkeypatch.setattr(gpu_check, "largest_batch", search_fails)
-    result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time() + 600, reported.append)
+    monkeypatch.setattr(bench_check, "largest_batch", search_fails)
+    result = bench_check.check_bench(cfg, torch.device("cpu"), {}, time.time() + 600, reported.append)
     assert list(result["runs"]) == ["b4"] and "CUDNN_STATUS_INTERNAL_ERROR" in result["errors"]["largest_batch"]
-    monkeypatch.setattr(gpu_check, "largest_batch", lambda cfg, device, variants: 8)
-    result = gpu_check.check_speed(cfg, torch.device("cpu"), {}, time.time(), reported.append)  # no time left
+    monkeypatch.setattr(bench_check, "largest_batch", lambda cfg, device, variants: 8)
+    result = bench_check.check_bench(cfg, torch.device("cpu"), {}, time.time(), reported.append)  # no time left
     assert list(result["runs"]) == ["b4"] and "batch 8 not benchmarked" in result["largest_batch_skipped"]
 
 

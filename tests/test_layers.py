@@ -22,7 +22,8 @@ LAYERS = [
     ("experiments", {"study", "ablation", "verdicts", "executor"}),
     ("report", {"paper_comparison", "table1", "figures", "run_pages", "front_page", "summary"}),
     ("pipeline", {"profiles", "plan", "progress", "book_build", "pipeline"}),
-    ("performance", {"bench", "gpu_check", "ddp_check", "gpu_check_report", "deadline"}),
+    ("performance", {"bench", "bench_config", "bench_report", "devices", "timing", "gpu_check", "gpu_check_config",
+                     "bench_check", "ddp_check", "gpu_check_report", "deadline"}),
     ("tools", {"mutation", "voc_mini"}),
     ("command line", {"cli", "__main__"}),
 ]

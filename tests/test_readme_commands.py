@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from colorgan import cli, plan
-from colorgan.config import BenchConfig
+from colorgan.bench_config import BenchConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
