@@ -99,11 +99,11 @@ def given_params(config_cls: type[Params], args: argparse.Namespace) -> dict[str
 def resumed_config(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
     """``train --resume``: the run's saved config.json, with the given flags changing only what may change.
 
-    ``train.RESUMABLE_CHANGES`` lists those fields (budget, bookkeeping, speed switches); a flag that
+    ``checkpoints.RESUMABLE_CHANGES`` lists those fields (budget, bookkeeping, speed switches); a flag that
     sets another field to a new value is an error naming it. A run_dir without config.json trains from
     scratch with the flags given, as without --resume.
     """
-    from colorgan.train import RESUMABLE_CHANGES
+    from colorgan.checkpoints import RESUMABLE_CHANGES
 
     given = given_params(config_cls, args)
     defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}

@@ -15,11 +15,16 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from colorgan import deadline
+from colorgan.checkpoints import CheckpointDir, load_checkpoint
 from colorgan.config import ColorGANConfig, GpuCheckConfig, RunConfig
+from colorgan.run_files import PROGRESS_FILE
 from colorgan.step import ColorGANStep
-from colorgan.train import PROGRESS_FILE, CheckpointDir, StepFactory, load_checkpoint, train
+from colorgan.train import StepFactory, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# more than the run writes (at half, 2·half and the end): judge_ddp reads the one at half after the resume.
+# A count, not checkpoints.KEEP_ALL: training checks there is disk space for this many checkpoints.
+KEEP_EVERY_CHECKPOINT = 99
 
 
 def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path, until: float,
@@ -30,8 +35,8 @@ def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path, until: 
     half = max(cfg.num_steps // 2, 1)
     params = {"data": "samples", "image_size": cfg.image_size, "batch_size": cfg.batch_size,
               "num_sample_crops": max(cfg.batch_size, 16), "num_steps": cfg.num_steps, "checkpoint_every": half,
-              "keep_checkpoints": 99, "log_every": 1, "progress": False, "device": cfg.device, "seed": cfg.seed,
-              "num_bootstrap": 100, **model}
+              "keep_checkpoints": KEEP_EVERY_CHECKPOINT, "log_every": 1, "progress": False, "device": cfg.device,
+              "seed": cfg.seed, "num_bootstrap": 100, **model}
     run_dir = work_dir / "ddp"
     env, rank_device = torchrun_env(device, os.environ)
     logs = []

@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 # lowest first; "baselines" stands for every module of baselines/ (they are models and training steps)
 LAYERS = [
     ("foundation", {"runtime", "config", "published"}),
-    ("the paper's method", {"color", "data", "models", "losses", "step", "train", "validation", "distributed",
-                            "source_hash", "run_store", "baselines"}),
+    ("the paper's method", {"color", "data", "models", "losses", "step", "train", "checkpoints", "run_files",
+                            "validation", "distributed", "source_hash", "run_store", "baselines"}),
     ("evaluation", {"metrics", "feature_nets", "testset", "evaluate", "score", "inference"}),
     ("experiments", {"study", "ablation", "verdicts", "executor"}),
     ("report", {"report", "summary"}),
