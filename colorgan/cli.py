@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 # Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
 # baselines), pandas and matplotlib are imported inside the commands that need them.
-from colorgan.config import (BenchConfig, ColorGANConfig, ExecutorConfig, GpuCheckConfig, Params, RunConfig,
-                             Table1Config, field_default)
+from colorgan.config import BenchConfig, ColorGANConfig, GpuCheckConfig, RunConfig, Table1Config
+from colorgan.executor_config import ExecutorConfig
+from colorgan.params import Params, field_default
 
 if TYPE_CHECKING:
     from colorgan import pipeline

@@ -30,13 +30,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from colorgan import runtime
-from colorgan.config import (ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig, ColorGANConfig,
-                             DataConfig, ExecutorConfig, Params, ReportConfig, RunConfig, StudyConfig, SummaryConfig,
-                             Table1Config)
+from colorgan.ablation import ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig
+from colorgan.config import ColorGANConfig, DataConfig, ReportConfig, RunConfig, Table1Config
 from colorgan.data import find_voc_images
 from colorgan.executor import Job, train_runs
+from colorgan.executor_config import ExecutorConfig
+from colorgan.params import Params
 from colorgan.run_store import in_store
 from colorgan.source_hash import code_hash
+from colorgan.study import StudyConfig
+from colorgan.summary import SummaryConfig
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import torch
 
 from colorgan import runtime
 from colorgan.color import gray_rgb, rgb_to_lab, rgb_to_model, uint8_to_float
-from colorgan.config import ABLATION_DIR, DataConfig, RunConfig
+from colorgan.ablation import ABLATION_DIR
+from colorgan.config import DataConfig, RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.evaluate import eval_dir, evaluate_or_reuse, test_set_name
 from colorgan.metrics import GRAYSCALE, bootstrap_ci, pooled_psnr, pooled_psnr_ci
@@ -711,7 +712,7 @@ def ran_with(cfg: Any) -> Html:
     import dataclasses
     import html
 
-    from colorgan.config import field_default
+    from colorgan.params import field_default
 
     rows, changed = [], []
     for f in dataclasses.fields(cfg):

@@ -20,7 +20,7 @@ CODE_PACKAGES = ("colorgan", "baselines")
 # Read finished runs or build configs (which run_hash hashes themselves); never imported by training.
 PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
     "__main__", "cli", "pipeline", "report", "study", "summary", "ablation", "verdicts", "score", "bench", "gpu_check",
-    "gpu_check_report", "ddp_check", "deadline", "voc_mini", "published", "run_store", "executor", "mutation"))
+    "gpu_check_report", "ddp_check", "deadline", "voc_mini", "run_store", "executor", "executor_config", "mutation"))
 
 
 def code_hash(root: Path = REPO_ROOT, exclude: frozenset[str] = frozenset()) -> str:

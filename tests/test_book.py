@@ -11,8 +11,11 @@ import pandas as pd
 import pytest
 
 from colorgan import pipeline, report, study  # noqa: F401  (report sets pandas' display options)
+from colorgan.ablation import ABLATION_VARIANTS, AblationConfig
 from colorgan.cli import METHODS
-from colorgan.config import ABLATION_VARIANTS, AblationConfig, StudyConfig, SummaryConfig, field_default
+from colorgan.params import field_default
+from colorgan.study import StudyConfig
+from colorgan.summary import SummaryConfig
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 

@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 # lowest first; "baselines" stands for every module of baselines/ (they are models and training steps)
 LAYERS = [
-    ("foundation", {"runtime", "config", "published"}),
+    ("foundation", {"runtime", "params", "config", "published"}),
     ("the paper's method", {"color", "data", "models", "losses", "step", "train", "checkpoints", "run_files",
                             "validation", "distributed", "source_hash", "run_store", "baselines"}),
     ("evaluation", {"metrics", "feature_nets", "testset", "evaluate", "score", "inference"}),
-    ("experiments", {"study", "ablation", "verdicts", "executor"}),
+    ("experiments", {"study", "ablation", "verdicts", "executor", "executor_config"}),
     ("report", {"report", "summary"}),
     ("pipeline", {"pipeline"}),
     ("performance", {"bench", "gpu_check", "ddp_check", "gpu_check_report", "deadline"}),

@@ -11,8 +11,8 @@ import pytest
 from baselines.coltran import coltran_config
 from colorgan import pipeline, report, study, summary, verdicts
 from colorgan.cli import METHODS
-from colorgan.config import StudyConfig
 from colorgan.metrics import GRAYSCALE
+from colorgan.study import StudyConfig
 
 
 def test_methods_must_see_the_same_number_of_training_images():
