@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,64 @@ import numpy as np
 import pandas as pd
 
 from colorgan import verdicts
-from colorgan.config import ABLATION_EVIDENCE, AblationConfig, ColorGANConfig, ExecutorConfig
+from colorgan.config import ColorGANConfig
 from colorgan.evaluate import evaluate_or_reuse
 from colorgan.metrics import GRAYSCALE
 from colorgan.step import ColorGANStep
 from colorgan.executor import Job, train_runs
+from colorgan.executor_config import ExecutorConfig
+from colorgan.params import Params, opt, validate_fields
 from colorgan.run_store import in_store, save_run_metadata, train_in_store
 from colorgan.verdicts import HIGHER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
+# Noise samples per test image for diversity (mean ΔE*ab between samples), one count for the study and its
+# ablation: the mean over sample pairs depends on how many samples are drawn, so their numbers compare only at one.
+NUM_DIVERSITY_SAMPLES = 3
+# A profile's ablation keeps its own folder, results/<profile>/ablation/ (tables, verdicts, metadata and this
+# gzip CSV of per-image metrics, committed so that anyone can recompute its deltas and verdicts)
+ABLATION_DIR = "ablation"
+ABLATION_EVIDENCE = "ablation_per_image.csv.gz"
+# The ablation study's variants (issue: each a parameter override of the same config).
+ABLATION_VARIANTS = {
+    "full": {},
+    "no_adversarial": {"lambda_g": 0.0},
+    "no_perceptual": {"lambda_p": 0.0},
+    "no_l1": {"lambda_l1": 0.0},
+    "no_ls": {"lambda_s": 0.0},
+    "no_noise": {"use_noise": False, "lambda_s": 0.0},
+    "no_skips": {"use_skips": False},
+    "noise_std_0.01": {"noise_std": 0.01},
+    "noise_std_0.5": {"noise_std": 0.5},
+}
+
+
+@dataclass(frozen=True)
+class AblationConfig(Params):
+    """The ablation study: variants (ColorGANConfig overrides) x seeds on one base config."""
+
+    variants: dict = opt(ABLATION_VARIANTS, "variant name -> ColorGANConfig overrides; 'full' is the reference")
+    seeds: list = opt([0, 1, 2], "training seeds per variant (3 or more for intervals worth reading)")
+    base: dict = opt({}, "ColorGANConfig fields shared by every variant (data, size, steps, widths, ...)")
+    num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "noise samples per test image for the diversity metric "
+                                                             "(the study's count: diversity depends on it)", min=2)
+    out_dir: str = opt("results/ablations", "where tables and charts go")
+    runs_dir: str = opt("results/runs", "the run store: every run once, by config and code hash (colorgan.run_store)")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if "full" not in self.variants:
+            raise ValueError(f"variants: needs a 'full' variant (the reference); got {sorted(self.variants)}")
+        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
+        for name, overrides in self.variants.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"variants[{name!r}]: expected a dict of ColorGANConfig fields; got {overrides!r}")
+            try:
+                ColorGANConfig.from_params({**self.base, **overrides})
+            except ValueError as err:
+                raise ValueError(f"variants[{name!r}]: {err}") from None
 
 
 def variant_configs(cfg: AblationConfig) -> dict[tuple[str, int], ColorGANConfig]:

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from colorgan.config import ColorGANConfig, Params, opt, validate_fields
+from colorgan.config import ColorGANConfig
+from colorgan.params import Params, opt, validate_fields
 
 # `colorgan bench` variants: name -> the ColorGANConfig fields it changes from fp32 eager (the reference:
 # no speed switch on, whatever ColorGANConfig's defaults are).

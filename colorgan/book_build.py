@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from colorgan.config import ABLATION_DIR, ColorGANConfig
+from colorgan.ablation import ABLATION_DIR
+from colorgan.config import ColorGANConfig
 from colorgan.plan import BOOK_SOURCES, Plan
 
 log = logging.getLogger(__name__)

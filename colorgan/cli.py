@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 # Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
 # baselines), pandas and matplotlib are imported inside the commands that need them.
 from colorgan.bench_config import BenchConfig
-from colorgan.config import ColorGANConfig, ExecutorConfig, Params, RunConfig, field_default
+from colorgan.config import ColorGANConfig, RunConfig
+from colorgan.executor_config import ExecutorConfig
 from colorgan.gpu_check_config import GpuCheckConfig
+from colorgan.params import Params, field_default
 from colorgan.table1 import Table1Config
 
 if TYPE_CHECKING:
@@ -98,11 +100,11 @@ def given_params(config_cls: type[Params], args: argparse.Namespace) -> dict[str
 def resumed_config(config_cls: type[RunConfig], args: argparse.Namespace) -> RunConfig:
     """``train --resume``: the run's saved config.json, with the given flags changing only what may change.
 
-    ``train.RESUMABLE_CHANGES`` lists those fields (budget, bookkeeping, speed switches); a flag that
+    ``checkpoints.RESUMABLE_CHANGES`` lists those fields (budget, bookkeeping, speed switches); a flag that
     sets another field to a new value is an error naming it. A run_dir without config.json trains from
     scratch with the flags given, as without --resume.
     """
-    from colorgan.train import RESUMABLE_CHANGES
+    from colorgan.checkpoints import RESUMABLE_CHANGES
 
     given = given_params(config_cls, args)
     defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}

@@ -1,25 +1,25 @@
-"""Typed experiment configs: one frozen dataclass per experiment, validated before any work starts.
+"""The methods' configs: the data (``DataConfig``), what every training run shares (``RunConfig``) and ColorGAN's
+(``ColorGANConfig``), each a frozen dataclass validated before any work starts (the machinery: ``params.py``).
+Other experiments' configs live beside the modules that run them (``ablation.AblationConfig``, ...).
 
 Every field has a default, a help text, and where it applies the allowed choices or range in its
-metadata. A help text ending in "(paper: X)" marks a value the paper fixes, and the default is X. Three
+metadata. A help text ending in "(paper: X)" marks a value the paper fixes, and the default is X: both are
+read from the paper's protocol, whose one home is ``published.PAPER_PROTOCOLS`` (``PAPER`` below). Three
 defaults differ from the paper on purpose, and their help texts say so ("(paper: X; default differs:
 why)"): ``data`` (the bundled samples, so every command runs without a download), ``vgg_weights``
 (random, because no pretrained weights can be fetched offline) and ``adversarial`` (the gradient
 penalty rather than the cited WGAN's weight clipping, which the paper gives no clip value for).
-Fields without a paper value are choices where the paper is silent. The same metadata drives validation, the CLI's
-flags (``cli.py``) and the notebooks' parameter check, so there is one list of options.
+Fields without a paper value are choices where the paper is silent.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
-import math
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from colorgan.params import Params, opt, validate_fields, written
+from colorgan.published import protocol_values
 
 # VGG19 ``features`` layer names -> (index of the ReLU in torchvision's vgg19().features,
 # channels, downsampling factor). Used by the model (noise branch shape) and the losses.
@@ -36,72 +36,27 @@ VGG19_LAYERS: dict[str, tuple[int, int, int]] = {
 }
 
 DATA_SOURCES = ("samples", "voc", "folder")
-
-
-def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None) -> Any:
-    """A dataclass field with its help text and allowed values (read by validation and the CLI).
-
-    A dict or list default is copied for each instance (dataclasses forbid shared mutable defaults).
-    """
-    metadata = {"help": help, "choices": choices, "min": min, "max": max}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def field_default(f: dataclasses.Field) -> Any:
-    """A field's default value, whether given directly or by a factory."""
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-class Params:
-    """Shared by every config dataclass: build from a flat dict, copy with changes, dump as a dict."""
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Any:
-        """Build from a flat dict (notebook parameters, JSON). Unknown keys are an error, not ignored."""
-        if not isinstance(params, dict):
-            raise ValueError(f"parameters for {cls.__name__} must be a dict of field values, got {type(params).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
-            detail = "; ".join(f"{k!r} (did you mean {v[0]!r}?)" if v else repr(k) for k, v in hints.items())
-            raise ValueError(f"unknown parameter(s) for {cls.__name__}: {detail}. Allowed: {sorted(names)}")
-        return cls(**params)
-
-    @classmethod
-    def from_namespace(cls, namespace: dict[str, Any]) -> Any:
-        """Build from a notebook's variables: the parameters cell defines one variable per field."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in namespace]
-        if missing:
-            raise ValueError(f"the notebook's parameters cell lacks {missing} for {cls.__name__}")
-        return cls.from_params({n: namespace[n] for n in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": getattr(self, "method", type(self).__name__), **dataclasses.asdict(self)}
-
-    def replace(self, **changes: Any) -> Any:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+# The ColorGAN paper's values (§2.1, eq. 1-2, §3.1), field -> value: the defaults that equal them read them
+# here, and the help texts that quote them ("(paper: X)") write them from here
+PAPER = protocol_values("colorgan")
 
 
 @dataclass(frozen=True)
 class DataConfig(Params):
     """Which images, at which size: the data overview notebook's config and every run's first fields."""
 
-    # --- data (paper §3.1: PASCAL VOC, 15,413 train / 1,712 test, 256x256) ---
+    # --- data (paper §3.1) ---
     data: str = opt("samples", "image source: bundled sample photos, a VOC2012 folder, or any image folder "
-                    "(paper: voc; default differs: the samples need no download, so every command runs as typed)",
-                    choices=DATA_SOURCES)
+                    f"(paper: {written(PAPER['data'])}; default differs: the samples need no download, so every "
+                    "command runs as typed)", choices=DATA_SOURCES)
     data_root: str = opt("", "VOCdevkit (or VOC2012) folder for data=voc; image folder for data=folder")
     test_fraction: float = opt(0.1, "data=folder without train/ and test/ subfolders: seeded test share",
                                min=0.0, max=0.9)
     num_sample_crops: int = opt(512, "data=samples: number of seeded random training crops", min=1)
-    image_size: int = opt(256, "square training and evaluation size in pixels (paper: 256)", min=8)
-    max_images: int = opt(0, "use only the first N training images (0 = all); for quick runs", min=0)
+    image_size: int = opt(PAPER["image_size"], "square training and evaluation size in pixels "
+                          f"(paper: {written(PAPER['image_size'])})", min=8)
+    max_images: int = opt(PAPER["max_images"], "use only the first N training images (0 = all); for quick runs",
+                          min=0)
     flip: bool = opt(True, "random horizontal flips during training")
 
     def __post_init__(self) -> None:
@@ -111,7 +66,6 @@ class DataConfig(Params):
         if self.data in ("voc", "folder") and not Path(self.data_root).expanduser().is_dir():
             raise ValueError(f"data_root: {self.data_root!r} is not an existing folder; data={self.data!r} reads "
                              "its images from there (give the folder's path, or use data='samples')")
-
 
 
 @dataclass(frozen=True)
@@ -124,10 +78,12 @@ class RunConfig(DataConfig):
     method: ClassVar[str] = "base"
 
     # --- optimisation (paper §3.1) ---
-    batch_size: int = opt(16, "images per step (paper: 16)", min=1)
-    num_epochs: int = opt(300, "passes over the training set (paper: 300); ignored if num_steps > 0", min=1)
-    num_steps: int = opt(0, "optimiser steps; 0 = num_epochs full passes", min=0)
-    max_minutes: float = opt(0.0, "stop (with a checkpoint) after this much wall time; 0 = no limit", min=0.0)
+    batch_size: int = opt(PAPER["batch_size"], f"images per step (paper: {written(PAPER['batch_size'])})", min=1)
+    num_epochs: int = opt(PAPER["num_epochs"], f"passes over the training set (paper: {written(PAPER['num_epochs'])}); "
+                          "ignored if num_steps > 0", min=1)
+    num_steps: int = opt(PAPER["num_steps"], "optimiser steps; 0 = num_epochs full passes", min=0)
+    max_minutes: float = opt(PAPER["max_minutes"], "stop (with a checkpoint) after this much wall time; 0 = no limit",
+                             min=0.0)
     seed: int = opt(0, "seeds Python, NumPy, torch, the split, crops, flips and noise", min=0)
 
     # --- bookkeeping ---
@@ -174,33 +130,39 @@ class ColorGANConfig(RunConfig):
     vgg_layer: str = opt("relu4_1", "VGG19 layer for Lp and Ls; sets the latent map's shape (channels, H/f)",
                          choices=tuple(VGG19_LAYERS))
     vgg_weights: str = opt("random", "imagenet (torch hub cache), random (seeded, offline), or a .pth file path "
-                           "(paper: imagenet, 'the pre-trained VGG network'; default differs: nothing is "
-                           "downloaded, and without the hub file imagenet cannot run)")
-    use_noise: bool = opt(True, "noise branch G_f on; off means z = 0 and no G_f (ablation)")
-    noise_std: float = opt(0.1, "sigma of z ~ N(0, sigma^2), eq. 2 (paper: 0.1)", min=0.0)
+                           f"(paper: {written(PAPER['vgg_weights'])}, 'the pre-trained VGG network'; default differs: "
+                           "nothing is downloaded, and without the hub file imagenet cannot run)")
+    use_noise: bool = opt(PAPER["use_noise"], "noise branch G_f on; off means z = 0 and no G_f (ablation)")
+    noise_std: float = opt(PAPER["noise_std"], "sigma of z ~ N(0, sigma^2), eq. 2 "
+                           f"(paper: {written(PAPER['noise_std'])})", min=0.0)
     noise_channels: int = opt(64, "channels of the noise map z (at latent resolution)", min=1)
     noise_width: int = opt(256, "channels of G_f's hidden convolutions", min=1)
     noise_layers: int = opt(3, "convolutions in G_f", min=1)
-    use_skips: bool = opt(True, "encoder-to-generator skip connections (ablation: off)")
+    use_skips: bool = opt(PAPER["use_skips"], "encoder-to-generator skip connections (ablation: off)")
     disc_width: int = opt(64, "channels of the PatchGAN critic's first layer", min=1)
     disc_layers: int = opt(3, "stride-2 layers in the PatchGAN critic", min=1)
 
     # --- losses (eq. 1-2) ---
-    lambda_g: float = opt(0.1, "weight of the adversarial term Lg (paper: 0.1)", min=0.0)
-    lambda_p: float = opt(100.0, "weight of the perceptual term Lp (paper: 100)", min=0.0)
-    lambda_l1: float = opt(10.0, "weight of the L1 term on ab (paper: 10)", min=0.0)
-    lambda_s: float = opt(1.0, "weight of the noise-feature term Ls, eq. 2 (paper: 1)", min=0.0)
+    lambda_g: float = opt(PAPER["lambda_g"], "weight of the adversarial term Lg "
+                          f"(paper: {written(PAPER['lambda_g'])})", min=0.0)
+    lambda_p: float = opt(PAPER["lambda_p"], "weight of the perceptual term Lp "
+                          f"(paper: {written(PAPER['lambda_p'])})", min=0.0)
+    lambda_l1: float = opt(PAPER["lambda_l1"], "weight of the L1 term on ab "
+                           f"(paper: {written(PAPER['lambda_l1'])})", min=0.0)
+    lambda_s: float = opt(PAPER["lambda_s"], "weight of the noise-feature term Ls, eq. 2 "
+                          f"(paper: {written(PAPER['lambda_s'])})", min=0.0)
     adversarial: str = opt("wgan-gp", "Wasserstein critic regulariser: gradient penalty or weight clipping "
-                           "(paper: wgan-clip, the cited WGAN [2]; default differs: the paper gives no clip value "
-                           "or critic schedule, and the gradient penalty needs neither)",
+                           f"(paper: {written(PAPER['adversarial'])}, the cited WGAN [2]; default differs: the paper "
+                           "gives no clip value or critic schedule, and the gradient penalty needs neither)",
                            choices=("wgan-gp", "wgan-clip"))
     gp_weight: float = opt(10.0, "gradient penalty weight (WGAN-GP)", min=0.0)
     clip_value: float = opt(0.01, "critic weight clip (wgan-clip)", min=0.0)
     n_critic: int = opt(1, "critic updates per generator update", min=1)
-    lr_g: float = opt(1e-4, "Adam learning rate of encoder, G_f and generator (paper: 1e-4)", min=0.0)
-    lr_d: float = opt(2e-4, "Adam learning rate of the critic (paper: 2e-4)", min=0.0)
-    beta1: float = opt(0.5, "Adam beta1 (paper: 0.5)", min=0.0, max=1.0)
-    beta2: float = opt(0.999, "Adam beta2 (paper: 0.999)", min=0.0, max=1.0)
+    lr_g: float = opt(PAPER["lr_g"], "Adam learning rate of encoder, G_f and generator "
+                      f"(paper: {written(PAPER['lr_g'])})", min=0.0)
+    lr_d: float = opt(PAPER["lr_d"], f"Adam learning rate of the critic (paper: {written(PAPER['lr_d'])})", min=0.0)
+    beta1: float = opt(PAPER["beta1"], f"Adam beta1 (paper: {written(PAPER['beta1'])})", min=0.0, max=1.0)
+    beta2: float = opt(PAPER["beta2"], f"Adam beta2 (paper: {written(PAPER['beta2'])})", min=0.0, max=1.0)
 
     # --- speed (same maths; `colorgan bench` measures each switch, results in results/bench/) ---
     channels_last: bool = opt(False, "NHWC memory format for the networks and their inputs")
@@ -224,158 +186,3 @@ class ColorGANConfig(RunConfig):
         if not self.use_noise and self.lambda_s > 0:
             raise ValueError("lambda_s: the noise branch is off (use_noise=False), so Ls does not exist; "
                              "set lambda_s=0")
-
-
-# The ablation study's variants (issue: each a parameter override of the same config).
-# Noise samples per test image for diversity (mean ΔE*ab between samples), one count for the study and its
-# ablation: the mean over sample pairs depends on how many samples are drawn, so their numbers compare only at one.
-NUM_DIVERSITY_SAMPLES = 3
-# A profile's ablation keeps its own folder, results/<profile>/ablation/ (tables, verdicts, metadata and this
-# gzip CSV of per-image metrics, committed so that anyone can recompute its deltas and verdicts)
-ABLATION_DIR = "ablation"
-ABLATION_EVIDENCE = "ablation_per_image.csv.gz"
-ABLATION_VARIANTS = {
-    "full": {},
-    "no_adversarial": {"lambda_g": 0.0},
-    "no_perceptual": {"lambda_p": 0.0},
-    "no_l1": {"lambda_l1": 0.0},
-    "no_ls": {"lambda_s": 0.0},
-    "no_noise": {"use_noise": False, "lambda_s": 0.0},
-    "no_skips": {"use_skips": False},
-    "noise_std_0.01": {"noise_std": 0.01},
-    "noise_std_0.5": {"noise_std": 0.5},
-}
-
-
-@dataclass(frozen=True)
-class AblationConfig(Params):
-    """The ablation study: variants (ColorGANConfig overrides) x seeds on one base config."""
-
-    variants: dict = opt(ABLATION_VARIANTS, "variant name -> ColorGANConfig overrides; 'full' is the reference")
-    seeds: list = opt([0, 1, 2], "training seeds per variant (3 or more for intervals worth reading)")
-    base: dict = opt({}, "ColorGANConfig fields shared by every variant (data, size, steps, widths, ...)")
-    num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "noise samples per test image for the diversity metric "
-                                                             "(the study's count: diversity depends on it)", min=2)
-    out_dir: str = opt("results/ablations", "where tables and charts go")
-    runs_dir: str = opt("results/runs", "the run store: every run once, by config and code hash (colorgan.run_store)")
-
-    def __post_init__(self) -> None:
-        validate_fields(self)
-        if "full" not in self.variants:
-            raise ValueError(f"variants: needs a 'full' variant (the reference); got {sorted(self.variants)}")
-        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
-            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
-        for name, overrides in self.variants.items():
-            if not isinstance(overrides, dict):
-                raise ValueError(f"variants[{name!r}]: expected a dict of ColorGANConfig fields; got {overrides!r}")
-            try:
-                ColorGANConfig.from_params({**self.base, **overrides})
-            except ValueError as err:
-                raise ValueError(f"variants[{name!r}]: {err}") from None
-
-
-EXECUTORS = ("local", "slurm")
-
-
-@dataclass(frozen=True)
-class ExecutorConfig(Params):
-    """Where a stage's independent training runs train (``colorgan.executor``): worker processes here, or Slurm jobs."""
-
-    executor: str = opt("local", "local: worker processes on this machine; slurm: one job per run (submitit)",
-                        choices=EXECUTORS)
-    workers: int = opt(0, "local runs at once (0 = one per GPU, or 1 on a CPU)", min=0)
-    threads_per_worker: int = opt(0, "CPU threads of each local worker (0 = this process's torch threads split between the workers)",
-                                  min=0)
-    partition: str = opt("", "slurm: partition ('' = the cluster's default)")
-    time_min: int = opt(240, "slurm: time limit per job in minutes; a job that reaches it is requeued and resumes",
-                        min=1)
-    gpus_per_job: int = opt(1, "slurm: GPUs per job (one run per GPU; 0 = CPU jobs)", min=0)
-    cpus_per_job: int = opt(4, "slurm: CPU cores per job (data loading and the loss network's host work)", min=1)
-    account: str = opt("", "slurm: account to charge ('' = your default)")
-    max_requeues: int = opt(3, "slurm: how often a preempted or timed-out job is requeued", min=0)
-    jobs_dir: str = opt("results/jobs", "job logs and submitit's files (ignored by git)")
-
-
-# The study's checkpoint rules: which weights of each run are scored on the test split (one rule for all methods).
-STUDY_CHECKPOINTS = ("best_val", "last")
-
-
-@dataclass(frozen=True)
-class StudyConfig(Params):
-    """The study: every method x seeds on one split, each run seeing the same number of training images.
-
-    Method names and their fields are checked against the registered methods by ``colorgan.study``
-    (this module knows no methods); everything else is checked here.
-    """
-
-    methods: dict = opt({"colorgan": {}, "chromagan": {}, "coltran": {}},
-                        "method -> its own config fields (widths, learning rates, batch size); not the budget")
-    base: dict = opt({"num_val_images": 200, "val_every": 100},
-                     "config fields every method shares (data, image size, validation images, amp, ...)")
-    seeds: list = opt([0, 1, 2], "training seeds per method (3 or more for a spread worth reading)")
-    num_images_seen: int = opt(16000, "training images each run sees, the same for every method "
-                                      "(steps = num_images_seen / batch_size)", min=1)
-    allow_unequal_budget: bool = opt(False, "accept methods whose settings make them see different numbers of "
-                                            "training images (Table 1 then states each one's count)")
-    checkpoint: str = opt("best_val", "the weights scored on the test split, by one rule for every method: "
-                                      "best validation PSNR, or the last", choices=STUDY_CHECKPOINTS)
-    num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "colorizations per test image for the diversity column "
-                                                             "(0 = none; the ablation's count)", min=0)
-    num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
-    num_bootstrap: int = opt(2000, "bootstrap resamples of test images for every interval", min=100)
-    out_dir: str = opt("results/study", "where tables and figures go")
-    runs_dir: str = opt("results/runs", "the run store: every run once, by config and code hash (colorgan.run_store)")
-    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-
-    def __post_init__(self) -> None:
-        validate_fields(self)
-        if not self.methods or not all(isinstance(v, dict) for v in self.methods.values()):
-            raise ValueError(f"methods: expected a non-empty dict of method -> dict of config fields; got {self.methods!r}")
-        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
-            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: {self.seeds} repeats a seed; each seed is one more independent run")
-        own = ("num_epochs", "seed") if self.allow_unequal_budget else ("num_steps", "num_epochs", "seed")
-        budget = [f for f in own if f in self.base or any(f in v for v in self.methods.values())]
-        if budget:
-            raise ValueError(f"{budget[0]}: set by the study (num_images_seen and seeds), not per method or in base"
-                             + ("; a method's own num_steps needs allow_unequal_budget=True" if budget[0] == "num_steps"
-                                else ""))
-        if self.checkpoint == "best_val" and not self.base.get("num_val_images"):
-            raise ValueError("checkpoint: 'best_val' needs validation images; set base['num_val_images'] > 0 "
-                             "or checkpoint='last'")
-
-
-@dataclass(frozen=True)
-class SummaryConfig(Params):
-    """The reproducibility summary: verdicts on the paper's claims from a study's results folder."""
-
-    out_dir: str = opt("results/study", "the study's results folder (study_table.csv, per_image_metrics.csv)")
-    ablation_digest: str = opt("", "sha256 of the study-scale ablation's per-image evidence in out_dir/ablation "
-                                   "('' = not run); the pipeline sets it, so the page is rebuilt when the ablation "
-                                   "changes")
-
-
-def validate_fields(cfg: Any) -> None:
-    """Check every field's type, choices and range. Raises ValueError naming field, value and what is allowed."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        expected = hints[f.name]
-        if f.default is None and value is None:
-            continue  # checked by the class itself
-        ok = (isinstance(value, bool) if expected is bool
-              else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
-              else isinstance(value, int) and not isinstance(value, bool) if expected is int
-              else isinstance(value, expected))
-        if not ok:
-            raise ValueError(f"{f.name}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
-        if expected is float and not math.isfinite(value):  # NaN would pass every range check below
-            raise ValueError(f"{f.name}: {value!r} is not allowed; give a finite number")
-        meta = f.metadata
-        if meta.get("choices") and value not in meta["choices"]:
-            raise ValueError(f"{f.name}: {value!r} is not allowed; choose one of {list(meta['choices'])}")
-        if meta.get("min") is not None and value < meta["min"]:
-            raise ValueError(f"{f.name}: {value!r} is below the minimum {meta['min']}")
-        if meta.get("max") is not None and value > meta["max"]:
-            raise ValueError(f"{f.name}: {value!r} is above the maximum {meta['max']}")

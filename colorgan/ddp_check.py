@@ -15,12 +15,17 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from colorgan import deadline
+from colorgan.checkpoints import CheckpointDir, load_checkpoint
 from colorgan.config import ColorGANConfig, RunConfig
 from colorgan.gpu_check_config import GpuCheckConfig
+from colorgan.run_files import PROGRESS_FILE
 from colorgan.step import ColorGANStep
-from colorgan.train import PROGRESS_FILE, CheckpointDir, StepFactory, load_checkpoint, train
+from colorgan.train import StepFactory, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# more than the run writes (at half, 2·half and the end): judge_ddp reads the one at half after the resume.
+# A count, not checkpoints.KEEP_ALL: training checks there is disk space for this many checkpoints.
+KEEP_EVERY_CHECKPOINT = 99
 
 
 def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path, until: float,
@@ -29,7 +34,7 @@ def check_ddp(cfg: GpuCheckConfig, device: torch.device, work_dir: Path, until: 
     end; judged against one process's uninterrupted run of the same config by ``judge_ddp``. The torchrun
     calls get the time left to the section's deadline ``until`` (epoch s); ``model``: ColorGAN's size fields."""
     half = max(cfg.num_steps // 2, 1)
-    params = cfg.run_params(model, checkpoint_every=half, keep_checkpoints=99)
+    params = cfg.run_params(model, checkpoint_every=half, keep_checkpoints=KEEP_EVERY_CHECKPOINT)
     run_dir = work_dir / "ddp"
     env, rank_device = torchrun_env(device, os.environ)
     logs = []

@@ -23,7 +23,8 @@ from colorgan.config import RunConfig
 from colorgan.data import ImageSet, load_split
 from colorgan.feature_nets import FeatureNets, load_feature_nets
 from colorgan.metrics import METRIC_PROTOCOL, evaluate_sets, summarize, with_set_metrics
-from colorgan.train import StepFactory, checkpoint_path, load_trained, step_provenance
+from colorgan.checkpoints import checkpoint_path
+from colorgan.train import StepFactory, load_trained, step_provenance
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def metric_code_digest() -> str:
 
 
 def checkpoint_digest(run_dir: Path, checkpoint: str = "last") -> str | None:
-    """SHA-256 of a checkpoint file's bytes (``train.checkpoint_path``; None without that checkpoint)."""
+    """SHA-256 of a checkpoint file's bytes (``checkpoints.checkpoint_path``; None without that checkpoint)."""
     path = checkpoint_path(run_dir, checkpoint)
     if path is None or not path.is_file():
         return None

@@ -40,7 +40,8 @@ from typing import Any
 
 import torch
 
-from colorgan.config import ExecutorConfig, RunConfig
+from colorgan.config import RunConfig
+from colorgan.executor_config import ExecutorConfig
 from colorgan.run_store import LOCK_FILE, read_lock, train_in_store
 from colorgan.train import StepFactory
 

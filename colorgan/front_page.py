@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from colorgan.config import ABLATION_DIR
+from colorgan.ablation import ABLATION_DIR
 from colorgan.formatting import html_table, short_commit
 from colorgan.metrics import GRAYSCALE
 from colorgan.run_pages import stage_times

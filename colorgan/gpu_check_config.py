@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from colorgan.bench_config import BENCH_VARIANTS
-from colorgan.config import Params, opt, validate_fields
+from colorgan.params import Params, opt, validate_fields
 
 GPU_CHECK_SECTIONS = ("switches", "methods", "ddp", "bench")  # in the order they run
 GPU_CHECK_FAULTS = ("hang", "raise", "die", "stub")

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from colorgan import runtime
 from colorgan.book_build import build_book
-from colorgan.config import ExecutorConfig
 from colorgan.executor import Job, train_runs
+from colorgan.executor_config import ExecutorConfig
 from colorgan.plan import BOOK_SOURCES, OVERRIDES_RECORD, REPO_ROOT, Plan, job_runs, stage_key
 from colorgan.progress import Event, EventSink, StageWatcher, run_result_line
 

@@ -23,14 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorgan.config import (ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig, ColorGANConfig,
-                             DataConfig, Params, RunConfig, StudyConfig, SummaryConfig)
+from colorgan.ablation import ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig
+from colorgan.config import ColorGANConfig, DataConfig, RunConfig
 from colorgan.data import find_voc_images
 from colorgan.executor import Job
+from colorgan.params import Params
 from colorgan.profiles import DEFAULT_DATA_ROOTS, PROFILES, VOC_MINI_HINT
 from colorgan.run_pages import ReportConfig
 from colorgan.run_store import in_store
 from colorgan.source_hash import code_hash
+from colorgan.study import StudyConfig
+from colorgan.summary import SummaryConfig
 from colorgan.table1 import Table1Config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from colorgan.config import ABLATION_VARIANTS
+from colorgan.ablation import ABLATION_VARIANTS
 
 # Settings that every training stage of a profile shares. Values are config fields.
 _SMOKE_DATA = {"data": "samples", "image_size": 64, "num_sample_crops": 512}

@@ -286,3 +286,8 @@ METHOD_NAMES = {"colorgan": "ColorGAN", "chromagan": "ChromaGAN", "coltran": "Co
 PAPER_NAMES = {"colorgan": "the paper's §3.1 settings",
                "chromagan": "ChromaGAN's paper (Vitoria et al.) in ColorGAN's Table 1 setting",
                "coltran": "ColTran's paper (Kumar et al.) in ColorGAN's Table 1 setting"}
+
+
+def protocol_values(method: str) -> dict[str, Any]:
+    """A method's paper protocol as config field -> value (what its config's defaults read)."""
+    return {name: value for name, (value, _) in PAPER_PROTOCOLS[method].items()}

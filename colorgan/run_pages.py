@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from colorgan.config import Params, opt, validate_fields
+from colorgan.params import Params, opt, validate_fields
 from colorgan.formatting import Html, html_table, short_commit
 from colorgan.published import METHOD_NAMES
 from colorgan.run_store import read_run
@@ -36,7 +36,7 @@ def ran_with(cfg: Any) -> Html:
     import dataclasses
     import html
 
-    from colorgan.config import field_default
+    from colorgan.params import field_default
 
     rows, changed = [], []
     for f in dataclasses.fields(cfg):

@@ -22,7 +22,7 @@ PRESENTATION = frozenset(f"colorgan/{name}.py" for name in (
     "__main__", "cli", "pipeline", "profiles", "plan", "progress", "book_build", "formatting", "paper_comparison",
     "table1", "figures", "run_pages", "front_page", "study", "summary", "ablation", "verdicts", "score", "bench",
     "gpu_check", "gpu_check_report", "ddp_check", "deadline", "devices", "timing", "bench_report", "bench_config",
-    "gpu_check_config", "bench_check", "voc_mini", "published", "run_store", "executor", "mutation"))
+    "gpu_check_config", "bench_check", "voc_mini", "run_store", "executor", "executor_config", "mutation"))
 
 
 def code_hash(root: Path = REPO_ROOT, exclude: frozenset[str] = frozenset()) -> str:

@@ -31,11 +31,14 @@ import torch
 
 from colorgan import metrics, runtime, verdicts
 from colorgan.color import model_to_rgb, rgb_to_model
-from colorgan.config import ABLATION_DIR, ABLATION_EVIDENCE, ExecutorConfig, RunConfig, StudyConfig, field_default
+from colorgan.ablation import ABLATION_DIR, ABLATION_EVIDENCE, NUM_DIVERSITY_SAMPLES
+from colorgan.config import RunConfig
 from colorgan.data import load_split
 from colorgan.evaluate import metric_code_digest
 from colorgan.executor import Job, train_runs
+from colorgan.executor_config import ExecutorConfig
 from colorgan.metrics import GRAYSCALE, Colorizer
+from colorgan.params import Params, field_default, opt, validate_fields
 from colorgan.published import METHOD_NAMES, PAPER_TABLE1
 from colorgan.run_store import in_store, save_run_metadata, train_in_store
 from colorgan.train import StepFactory, load_trained
@@ -48,6 +51,55 @@ STUDY_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_ga
 # ColTran returns RGB, so its luminance errors count against it alone; this row pastes the input L back, as
 # ColorGAN and ChromaGAN do by construction
 WITH_INPUT_L = " (+ input L)"
+
+# The study's checkpoint rules: which weights of each run are scored on the test split (one rule for all methods).
+STUDY_CHECKPOINTS = ("best_val", "last")
+
+
+@dataclass(frozen=True)
+class StudyConfig(Params):
+    """The study: every method x seeds on one split, each run seeing the same number of training images.
+
+    Method names and their fields are checked against the registered methods by ``run_configs`` (the
+    config knows no methods); everything else is checked here.
+    """
+
+    methods: dict = opt({"colorgan": {}, "chromagan": {}, "coltran": {}},
+                        "method -> its own config fields (widths, learning rates, batch size); not the budget")
+    base: dict = opt({"num_val_images": 200, "val_every": 100},
+                     "config fields every method shares (data, image size, validation images, amp, ...)")
+    seeds: list = opt([0, 1, 2], "training seeds per method (3 or more for a spread worth reading)")
+    num_images_seen: int = opt(16000, "training images each run sees, the same for every method "
+                                      "(steps = num_images_seen / batch_size)", min=1)
+    allow_unequal_budget: bool = opt(False, "accept methods whose settings make them see different numbers of "
+                                            "training images (Table 1 then states each one's count)")
+    checkpoint: str = opt("best_val", "the weights scored on the test split, by one rule for every method: "
+                                      "best validation PSNR, or the last", choices=STUDY_CHECKPOINTS)
+    num_diversity_samples: int = opt(NUM_DIVERSITY_SAMPLES, "colorizations per test image for the diversity column "
+                                                             "(0 = none; the ablation's count)", min=0)
+    num_fig2_images: int = opt(4, "test images in Fig. 2", min=1)
+    num_bootstrap: int = opt(2000, "bootstrap resamples of test images for every interval", min=100)
+    out_dir: str = opt("results/study", "where tables and figures go")
+    runs_dir: str = opt("results/runs", "the run store: every run once, by config and code hash (colorgan.run_store)")
+    device: str = opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        if not self.methods or not all(isinstance(v, dict) for v in self.methods.values()):
+            raise ValueError(f"methods: expected a non-empty dict of method -> dict of config fields; got {self.methods!r}")
+        if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
+            raise ValueError(f"seeds: expected a non-empty list of non-negative ints; got {self.seeds!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: {self.seeds} repeats a seed; each seed is one more independent run")
+        own = ("num_epochs", "seed") if self.allow_unequal_budget else ("num_steps", "num_epochs", "seed")
+        budget = [f for f in own if f in self.base or any(f in v for v in self.methods.values())]
+        if budget:
+            raise ValueError(f"{budget[0]}: set by the study (num_images_seen and seeds), not per method or in base"
+                             + ("; a method's own num_steps needs allow_unequal_budget=True" if budget[0] == "num_steps"
+                                else ""))
+        if self.checkpoint == "best_val" and not self.base.get("num_val_images"):
+            raise ValueError("checkpoint: 'best_val' needs validation images; set base['num_val_images'] > 0 "
+                             "or checkpoint='last'")
 
 
 # ----------------------------------------------------------------------------------------- runs

@@ -7,15 +7,27 @@ The numbers come from ``colorgan.study`` (tables, per-image metrics, run records
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from colorgan import verdicts
-from colorgan.config import ABLATION_DIR
+from colorgan.ablation import ABLATION_DIR
 from colorgan.metrics import GRAYSCALE
+from colorgan.params import Params, opt
 from colorgan.study import WITH_INPUT_L, StudyResults, load_results
+
+
+@dataclass(frozen=True)
+class SummaryConfig(Params):
+    """The reproducibility summary: verdicts on the paper's claims from a study's results folder."""
+
+    out_dir: str = opt("results/study", "the study's results folder (study_table.csv, per_image_metrics.csv)")
+    ablation_digest: str = opt("", "sha256 of the study-scale ablation's per-image evidence in out_dir/ablation "
+                                   "('' = not run); the pipeline sets it, so the page is rebuilt when the ablation "
+                                   "changes")
 
 
 def diversity_finding(results: StudyResults) -> str:
@@ -63,7 +75,7 @@ def deviations(results: StudyResults) -> dict[str, list[str]]:
 
     Each is found in the run records (configs, provenance, the scored checkpoints), not typed in.
     """
-    from colorgan.config import ABLATION_VARIANTS
+    from colorgan.ablation import ABLATION_VARIANTS
 
     configs = {(r["config"]["method"], r["config"]["seed"]): r for r in results.runs}
     claims, _ = verdicts.load_claims()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colorgan.config import Params, opt, validate_fields
+from colorgan.params import Params, opt, validate_fields
 from colorgan.published import METHOD_NAMES, PAPER_TABLE1, VARIANTS, same_protocol_as_paper
 
 if TYPE_CHECKING:

@@ -1,9 +1,10 @@
-"""The one training loop (``fit``) that every method plugs into, with checkpoints and exact resume.
+"""The one training loop (``fit``) that every method plugs into, and the entry points around it.
 
 A method supplies a *step* (``TrainStep``): its modules and optimisers, a seeded ``torch.Generator``
 for its own randomness (noise, penalties), one update per call, and ``colorize`` for evaluation.
 ``fit`` owns everything else: data order, devices, logging, progress, checkpoints and resume, and,
-under ``torchrun``, the data-parallel ranks (``colorgan.distributed``).
+under ``torchrun``, the data-parallel ranks (``colorgan.distributed``). What a checkpoint holds and how
+it is written and read is ``colorgan.checkpoints``; the run folder's other files are ``colorgan.run_files``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,24 +23,20 @@ import torch
 from torch import nn
 
 from colorgan import distributed, runtime
+from colorgan.checkpoints import (CheckpointDir, check_free_space, checkpoint_path, checkpoint_state,
+                                  estimate_checkpoint_bytes, load_checkpoint, load_weights, restore, save_best)
 from colorgan.config import RunConfig
 from colorgan.data import ImageSet, batches, carve_validation, load_split, prefetch, split_record, steps_per_epoch
+from colorgan.run_files import CODE_RECORD, prepare_run_dir, resume_validation, truncate_metrics, write_progress
 # code_hash here is the training code's hash: reports and verdicts can change without retraining
 from colorgan.source_hash import training_code_hash as code_hash
 from colorgan.validation import BEST_CHECKPOINT, Validator
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-PROGRESS_FILE = "progress.json"  # see write_progress
-# Fields that may differ when resuming: they change the budget or the bookkeeping, not the training.
 # Fields that do not change what a finished run computed (so it can be reused).
 REUSE_IGNORES = {"resume", "progress", "device", "num_bootstrap", "max_minutes", "log_every", "checkpoint_every",
                  "keep_checkpoints"}
-CODE_RECORD = "code.json"  # written by train: the content hash of the code that trains the run
-RESUMABLE_CHANGES = {"num_steps", "num_epochs", "max_minutes", "resume", "progress", "log_every",
-                     "checkpoint_every", "keep_checkpoints", "device", "num_bootstrap",
-                     "channels_last", "compile", "fused_adam", "share_vgg_targets"}  # speed only, same maths
 
 
 class TrainStep(Protocol):
@@ -203,40 +199,6 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     return result
 
 
-def resume_validation(validator: Validator, run_dir: Path, start_step: int) -> None:
-    """Bring ``val.jsonl`` and ``best_val.pt`` back to ``start_step`` (a fresh run starts with neither)."""
-    best = run_dir / BEST_CHECKPOINT
-    if start_step == 0:
-        (run_dir / "val.jsonl").unlink(missing_ok=True)
-        best.unlink(missing_ok=True)
-        return
-    validator.resume(start_step)
-    if best.is_file() and int(load_checkpoint(best)["step"]) > start_step:
-        # killed between saving these best weights and the checkpoint after them: the best weights up to
-        # start_step are gone, so the next validation saves its weights whatever it scores
-        log.warning("%s is from after the checkpoint resumed from (step %d); it will be replaced", best, start_step)
-        best.unlink()
-        validator.best_psnr = -float("inf")
-
-
-def save_best(path: Path, state: dict[str, Any]) -> None:
-    """The best-on-validation weights, written like a checkpoint (atomic, with a digest)."""
-    state = {**state, "digest": state_digest(state)}
-    runtime.atomic_write_bytes(path, lambda f: torch.save(state, f))
-
-
-def write_progress(run_dir: Path, step: int, total: int, start_step: int, terms: dict[str, float] | None = None,
-                   images_per_s: float | None = None, eta_s: float | None = None) -> None:
-    """``<run_dir>/progress.json``: where a running ``fit`` is, for whoever watches the run (the pipeline).
-
-    ``start_step`` > 0 means this session resumed from that checkpoint step. Written at the start and at
-    every log line, atomically, so a reader never sees half a record.
-    """
-    runtime.write_json(run_dir / PROGRESS_FILE, {
-        "time": time.time(), "step": step, "total_steps": total, "start_step": start_step,
-        "terms": terms or {}, "images_per_s": images_per_s, "eta_s": eta_s})
-
-
 def check_finite(terms: dict[str, torch.Tensor], step_number: int) -> dict[str, float]:
     """Loss terms as floats; raises ``NonFiniteLossError`` naming the step and term if any is NaN/inf."""
     values = {name: float(value) for name, value in terms.items()}
@@ -258,200 +220,6 @@ def check_steps(unchecked: list[tuple[int, dict[str, torch.Tensor]]], checkpoint
         kept = checkpoints.paths()
         where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
         raise NonFiniteLossError(f"{err}. Training stopped; {where}") from None
-
-
-def estimate_checkpoint_bytes(step: TrainStep) -> int:
-    """About how large one checkpoint of ``step`` is: its weights and buffers, plus Adam's two moments per weight."""
-    weights = sum(p.numel() * p.element_size() for m in step.modules().values() for p in m.parameters())
-    buffers = sum(b.numel() * b.element_size() for m in step.modules().values() for b in m.buffers())
-    return 3 * weights + buffers
-
-
-def check_free_space(run_dir: Path, checkpoint_bytes: int, num_new: int) -> None:
-    """Refuse to start when ``run_dir`` cannot hold ``num_new`` more checkpoints (a full disk mid-run loses the run's time).
-
-    A save needs room for one checkpoint more than are kept: the old ones stay until the new one is complete.
-    """
-    needed = max(num_new, 1) * checkpoint_bytes + (1 << 20)  # + logs and JSON
-    free = shutil.disk_usage(run_dir).free
-    if free < needed:
-        raise OSError(f"run_dir: {run_dir} has {free / 2**20:.1f} MiB free, but training needs about "
-                      f"{needed / 2**20:.1f} MiB ({max(num_new, 1)} checkpoint(s) of {checkpoint_bytes / 2**20:.1f} MiB); "
-                      "free some space, lower keep_checkpoints, or choose another run_dir")
-
-
-def prepare_run_dir(run_dir: Path, cfg: RunConfig, checkpoints: "CheckpointDir") -> None:
-    """Create the run folder; refuse to overwrite an existing run unless resuming; check it is writable."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as err:
-        raise OSError(f"run_dir: cannot write to {run_dir} ({err}); choose a writable folder") from None
-    if checkpoints.paths() and not cfg.resume:
-        raise FileExistsError(f"run_dir: {run_dir} already holds checkpoints; pass resume=True to continue "
-                              "that run, or choose another run_dir")
-    checkpoints.remove_partial()
-
-
-def truncate_metrics(path: Path, start_step: int) -> None:
-    """Drop log lines written after the checkpoint we resume from, so the log has no duplicates."""
-    if not path.exists():
-        return
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    kept = [line for line in lines if (record := parse_log_line(line)) and record["step"] <= start_step]
-    if len(kept) < len(lines) and any(parse_log_line(line) is None for line in lines):
-        log.warning("dropped a damaged line from %s (a run killed while writing it)", path)
-    runtime.atomic_write_bytes(path, lambda f: f.write("".join(line + "\n" for line in kept).encode()))
-
-
-def parse_log_line(line: str) -> dict[str, Any] | None:
-    """One metrics.jsonl record, or None for a line torn by a crash mid-write."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
-
-
-# ------------------------------------------------------------------------------------ checkpoints
-
-
-def checkpoint_state(step_number: int, step: TrainStep, cfg: RunConfig, wall_seconds: float = 0.0
-                     ) -> dict[str, Any]:
-    """state_dicts, RNG states and the config: plain data only, loadable with weights_only=True."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "step": step_number,
-        "wall_seconds": wall_seconds,  # training time summed over all sessions of this run
-        "config": cfg.to_dict(),
-        "modules": {name: module.state_dict() for name, module in step.modules().items()},
-        "optimizers": {name: opt.state_dict() for name, opt in step.optimizers().items()},
-        "step_rng": step.rng.get_state(),
-        "rng": runtime.rng_state(),
-    }
-
-
-def restore(checkpoints: "CheckpointDir", step: TrainStep, cfg: RunConfig) -> tuple[int, float]:
-    """Load the newest readable checkpoint into ``step`` and the global RNGs: (step number, wall seconds so far)."""
-    state = checkpoints.load_latest()
-    changed = {k for k, v in cfg.to_dict().items() if state["config"].get(k) != v} - RESUMABLE_CHANGES
-    if changed:
-        detail = ", ".join(f"{k}: {state['config'].get(k)!r} -> {getattr(cfg, k, None)!r}" for k in sorted(changed))
-        raise ValueError(f"resume: the config differs from the checkpoint's in {detail}; resume with the same "
-                         "settings or start a new run_dir")
-    load_weights(step, state)
-    for name, opt in step.optimizers().items():
-        opt.load_state_dict(state["optimizers"][name])
-    step.rng.set_state(state["step_rng"])
-    runtime.set_rng_state(state["rng"])
-    return int(state["step"]), float(state.get("wall_seconds", 0.0))
-
-
-def load_weights(step: TrainStep, state: dict[str, Any]) -> None:
-    """Copy a checkpoint's module weights into ``step``."""
-    for name, module in step.modules().items():
-        module.load_state_dict(state["modules"][name])
-
-
-class CheckpointDir:
-    """``step_XXXXXXXX.pt`` files, written atomically; the newest ``keep`` are kept."""
-
-    def __init__(self, folder: Path, keep: int = 2):
-        self.folder, self.keep = Path(folder), keep
-
-    def paths(self) -> list[Path]:
-        """Checkpoint files, oldest first."""
-        return sorted(self.folder.glob("step_*.pt")) if self.folder.is_dir() else []
-
-    def save(self, step_number: int, state: dict[str, Any]) -> Path:
-        path = self.folder / f"step_{step_number:08d}.pt"
-        # torch.load checks no checksums, so a flipped bit would load silently: store our own
-        state = {**state, "digest": state_digest(state)}
-        # the previous checkpoints stay until this one is complete on disk (temp + fsync + rename)
-        runtime.atomic_write_bytes(path, lambda f: torch.save(state, f))
-        for old in self.paths()[: -self.keep]:
-            old.unlink()
-        return path
-
-    def load_latest(self) -> dict[str, Any]:
-        """The newest checkpoint that loads; a damaged one is reported and the previous one is used."""
-        errors = []
-        for path in reversed(self.paths()):
-            try:
-                state = load_checkpoint(path)
-            except ValueError as err:
-                errors.append(str(err))
-                log.warning("%s; trying the previous checkpoint", err)
-                continue
-            if errors:
-                log.warning("using %s (step %d) instead of the damaged newer checkpoint(s)", path, state["step"])
-            return state
-        if not errors:
-            raise FileNotFoundError(f"no checkpoint in {self.folder}")
-        raise FileNotFoundError(f"no readable checkpoint in {self.folder}: {'; '.join(errors)}. Move the damaged "
-                                "files away to start the run again, or choose another run_dir")
-
-    def remove_partial(self) -> None:
-        """Delete temp files of saves cut short by a crash (each can be as large as a checkpoint)."""
-        for partial in self.folder.glob(".step_*.tmp") if self.folder.is_dir() else []:
-            log.warning("removing %s, an unfinished checkpoint of an interrupted run", partial)
-            partial.unlink()
-
-
-def checkpoint_path(run_dir: Path | str, checkpoint: str) -> Path | None:
-    """The file of a run's checkpoint: 'last' (the newest; None without one), 'best_val', or a step number."""
-    run_dir = Path(run_dir)
-    if checkpoint == "best_val":
-        return run_dir / BEST_CHECKPOINT
-    if checkpoint == "last":
-        paths = CheckpointDir(run_dir / "checkpoints").paths()
-        return paths[-1] if paths else None
-    return run_dir / "checkpoints" / f"step_{int(checkpoint):08d}.pt"
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load one checkpoint with ``weights_only=True`` and verify its digest.
-
-    Raises:
-        ValueError: truncated, damaged, without a digest, not a colorgan checkpoint, or holding code (a
-            pickle that would import or call something); the message names the file and the reason.
-    """
-    state = runtime.load_weights_only(path, "checkpoint")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} is not a colorgan checkpoint (format {CHECKPOINT_FORMAT})")
-    digest = state.pop("digest", None)
-    # Refused rather than trusted: torch.load checks nothing, so without a digest a flipped bit or an
-    # edited file would load silently. Only checkpoints from before digests existed (400867a) lack one.
-    if digest is None:
-        raise ValueError(f"checkpoint {path} carries no digest, so its contents cannot be verified (written "
-                         "before colorgan stored digests, or not by colorgan); retrain, or re-save it with "
-                         "colorgan.train.CheckpointDir.save if you trust the file")
-    if digest != state_digest(state):
-        raise ValueError(f"checkpoint {path} is damaged: its contents do not match the digest saved with them")
-    return state
-
-
-def state_digest(value: Any, hasher: Any = None) -> str:
-    """SHA-256 over a nested checkpoint state: every tensor's dtype, shape and bytes, and every other leaf's repr."""
-    top = hasher is None
-    hasher = hasher or hashlib.sha256()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            hasher.update(repr(key).encode())
-            state_digest(item, hasher)
-    elif isinstance(value, (list, tuple)):
-        hasher.update(b"[")
-        for item in value:
-            state_digest(item, hasher)
-    elif isinstance(value, torch.Tensor):
-        tensor = value.detach().cpu().contiguous()
-        hasher.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    else:
-        hasher.update(repr(value).encode())
-    return hasher.hexdigest() if top else ""
 
 
 # ------------------------------------------------------------------------------------ entry points

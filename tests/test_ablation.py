@@ -7,7 +7,7 @@ import pytest
 
 from colorgan import ablation
 from colorgan import verdicts as V
-from colorgan.config import ABLATION_VARIANTS, AblationConfig
+from colorgan.ablation import ABLATION_VARIANTS, AblationConfig
 
 TINY_BASE = dict(image_size=32, batch_size=4, num_sample_crops=8, num_steps=2, checkpoint_every=2, gen_width=8,
                  gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8, disc_layers=2,

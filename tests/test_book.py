@@ -12,8 +12,11 @@ import pytest
 
 # importing formatting, as every notebook does, sets pandas' display options
 from colorgan import book_build, figures, formatting, front_page, pipeline, plan, run_pages, study  # noqa: F401
+from colorgan.ablation import ABLATION_VARIANTS, AblationConfig
 from colorgan.cli import METHODS
-from colorgan.config import ABLATION_VARIANTS, AblationConfig, StudyConfig, SummaryConfig, field_default
+from colorgan.params import field_default
+from colorgan.study import StudyConfig
+from colorgan.summary import SummaryConfig
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 

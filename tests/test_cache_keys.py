@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline, plan, source_hash, train
+from colorgan import pipeline, plan, run_files, source_hash, train
 from colorgan.cli import METHODS
 from colorgan.step import ColorGANStep
 from tests.conftest import tiny_config
@@ -96,7 +96,7 @@ def test_a_finished_run_of_other_code_is_not_reused(tmp_path, monkeypatch):
 def test_a_run_without_a_code_record_is_not_reused(tmp_path):
     cfg = tiny_config(tmp_path, num_steps=2)
     train.train(cfg, ColorGANStep, tmp_path / "cache")  # every run records its code (`colorgan train` too) ...
-    record = Path(cfg.run_dir) / train.CODE_RECORD
+    record = Path(cfg.run_dir) / run_files.CODE_RECORD
     assert json.loads(record.read_text())["code_hash"] == source_hash.training_code_hash()
     assert train.train_or_reuse(cfg, ColorGANStep, tmp_path / "cache").step == 2  # ... so it is reused
     record.unlink()  # a run from before code records

@@ -9,7 +9,8 @@ import pytest
 
 from baselines.chromagan import ChromaGANConfig
 from baselines.coltran.config import ColTranConfig
-from colorgan.config import ColorGANConfig, field_default
+from colorgan.config import ColorGANConfig
+from colorgan.params import field_default
 
 # "(paper: X)" or "(paper: X; default differs: why)"
 PAPER_NOTE = re.compile(r"\(paper: (?P<value>[^;()]+?)(?:; (?P<rest>[^()]*))?\)")

@@ -20,7 +20,8 @@ import torch.multiprocessing as mp
 from colorgan import distributed
 from colorgan.config import ColorGANConfig
 from colorgan.step import ColorGANStep
-from colorgan.train import CheckpointDir, train
+from colorgan.checkpoints import CheckpointDir
+from colorgan.train import train
 from tests.conftest import relative_distance, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

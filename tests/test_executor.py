@@ -15,7 +15,8 @@ import torch
 
 from colorgan import executor, runtime, study
 from colorgan.cli import METHODS
-from colorgan.config import ExecutorConfig, StudyConfig
+from colorgan.executor_config import ExecutorConfig
+from colorgan.study import StudyConfig
 from colorgan.ddp_check import relative_distance, trained_keys
 from colorgan.executor import Job, RunsFailed, train_runs
 from colorgan.run_store import in_store
@@ -145,7 +146,7 @@ def test_a_cpu_run_repeats_bit_for_bit_at_one_thread_count_and_drifts_across_cou
 PARENT = """
 import sys
 from pathlib import Path
-from colorgan.config import ExecutorConfig
+from colorgan.executor_config import ExecutorConfig
 from colorgan.executor import train_runs
 from tests.test_executor import stored
 train_runs([stored(Path(sys.argv[1]), num_steps=100000, seed=0)], ExecutorConfig(workers=1, threads_per_worker=1))

@@ -19,7 +19,8 @@ from colorgan import bench_check, ddp_check, gpu_check, gpu_check_config
 from colorgan.cli import main
 from colorgan.gpu_check_config import GpuCheckConfig
 from colorgan.step import ColorGANStep
-from colorgan.train import CheckpointDir, load_checkpoint, train
+from colorgan.checkpoints import KEEP_ALL, CheckpointDir, load_checkpoint
+from colorgan.train import train
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def test_an_optimiser_state_dropped_at_resume_fails_the_check(uninterrupted, tmp
         for opt in state["optimizers"].values():
             opt["state"] = {}  # Adam's moments and step counts lost: it restarts as if new
         path.unlink()
-        CheckpointDir(run_dir / "checkpoints", 9).save(state["step"], state)
+        CheckpointDir(run_dir / "checkpoints", keep=KEEP_ALL).save(state["step"], state)
 
     reference, initial = uninterrupted
     verdict = ddp_check.judge_ddp(interrupted_run(tmp_path, drop_optimiser_state), reference, initial, 2, 4, 0.05)

@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 # lowest first; "baselines" stands for every module of baselines/ (they are models and training steps)
 LAYERS = [
-    ("foundation", {"runtime", "config", "published", "formatting"}),
-    ("the paper's method", {"color", "data", "models", "losses", "step", "train", "validation", "distributed",
-                            "source_hash", "run_store", "baselines"}),
+    ("foundation", {"runtime", "params", "config", "published", "formatting"}),
+    ("the paper's method", {"color", "data", "models", "losses", "step", "train", "checkpoints", "run_files",
+                            "validation", "distributed", "source_hash", "run_store", "baselines"}),
     ("evaluation", {"metrics", "feature_nets", "testset", "evaluate", "score", "inference"}),
-    ("experiments", {"study", "ablation", "verdicts", "executor"}),
+    ("experiments", {"study", "ablation", "verdicts", "executor", "executor_config"}),
     ("report", {"paper_comparison", "table1", "figures", "run_pages", "front_page", "summary"}),
     ("pipeline", {"profiles", "plan", "progress", "book_build", "pipeline"}),
     ("performance", {"bench", "bench_config", "bench_report", "devices", "timing", "gpu_check", "gpu_check_config",

@@ -99,7 +99,7 @@ def test_printer_is_quiet_in_logs_and_live_on_a_terminal():
 def test_a_stage_of_several_runs_reports_each_run_and_the_stage_eta(tmp_path):
     """A multi-run stage (the study, the ablation) shows which run of how many, its step and speed, and the
     stage's ETA; before issue 20 the watcher followed one run folder and these stages printed nothing."""
-    from colorgan.config import StudyConfig
+    from colorgan.study import StudyConfig
 
     configs = [ColorGANConfig.from_params({**TINY, "seed": seed, "progress": False,
                                            "run_dir": str(tmp_path / f"colorgan-s{seed}")}) for seed in (0, 1)]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from colorgan import paper_comparison, published
-from colorgan.config import ColorGANConfig, field_default
+from colorgan.config import ColorGANConfig
+from colorgan.params import field_default
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "colorgan-paper.txt"
 # defaults that differ from the paper's protocol on purpose, each with its reason (the README's deviations)

@@ -13,7 +13,7 @@ import pytest
 
 from colorgan import plan, run_store, study
 from colorgan.cli import METHODS
-from colorgan.config import StudyConfig
+from colorgan.study import StudyConfig
 from colorgan.run_store import LOCK_FILE, RunLock
 from tests.conftest import tiny_config
 

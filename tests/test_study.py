@@ -11,8 +11,8 @@ import pytest
 from baselines.coltran import coltran_config
 from colorgan import figures, front_page, pipeline, plan, profiles, study, summary, table1, verdicts
 from colorgan.cli import METHODS
-from colorgan.config import StudyConfig
 from colorgan.metrics import GRAYSCALE
+from colorgan.study import StudyConfig
 
 
 def test_methods_must_see_the_same_number_of_training_images():

@@ -9,7 +9,8 @@ from colorgan import train as train_module
 from colorgan.data import sample_images
 from colorgan.runtime import git_commit
 from colorgan.step import ColorGANStep
-from colorgan.train import CheckpointDir, NonFiniteLossError, check_finite, fit, train
+from colorgan.checkpoints import CheckpointDir
+from colorgan.train import NonFiniteLossError, check_finite, fit, train
 from tests.conftest import assert_resume_equals_uninterrupted, tiny_config
 
 CPU = torch.device("cpu")

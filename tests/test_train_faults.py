@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from colorgan import checkpoints as checkpoints_module
 from colorgan import runtime
 from colorgan import train as train_module
 from colorgan.cli import main, methods
 from colorgan.config import ColorGANConfig
 from colorgan.data import sample_images
 from colorgan.step import ColorGANStep
-from colorgan.train import CHECKPOINT_FORMAT, CheckpointDir, NonFiniteLossError, fit, train, truncate_metrics
+from colorgan.checkpoints import CHECKPOINT_FORMAT, CheckpointDir
+from colorgan.run_files import truncate_metrics
+from colorgan.train import NonFiniteLossError, fit, train
 from tests.bad_images import evil_pickle
 from tests.test_cli import TINY
 from tests.conftest import tiny_config
@@ -52,7 +55,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch):
         f.write(before[: len(before) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(train_module.torch, "save", disk_full)
+    monkeypatch.setattr(checkpoints_module.torch, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
         checkpoints.save(4, fake_state(4))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002.pt"]  # no torn file
@@ -206,8 +209,8 @@ def test_unwritable_run_dir_fails_before_the_data_is_read(tmp_path: Path, capsys
 def test_full_disk_fails_before_training(tmp_path: Path, monkeypatch):
     cfg = fast_config(tmp_path, num_steps=2)
     step = ColorGANStep(cfg, CPU)
-    free = train_module.shutil.disk_usage(tmp_path)._replace(free=2 << 20)  # 2 MiB left
-    monkeypatch.setattr(train_module.shutil, "disk_usage", lambda path: free)
+    free = checkpoints_module.shutil.disk_usage(tmp_path)._replace(free=2 << 20)  # 2 MiB left
+    monkeypatch.setattr(checkpoints_module.shutil, "disk_usage", lambda path: free)
     train_set, _ = sample_images(16, 32)
     with pytest.raises(OSError, match=r"run_dir: .* has 2.0 MiB free, but training needs about .* MiB \(3 "
                                       r"checkpoint\(s\) of .* MiB\); free some space"):
@@ -220,7 +223,7 @@ def test_checkpoint_size_estimate_is_close(tmp_path: Path):
     cfg = fast_config(tmp_path, num_steps=2, checkpoint_every=2)
     train(cfg, ColorGANStep, tmp_path / "cache")
     actual = (Path(cfg.run_dir) / "checkpoints" / "step_00000002.pt").stat().st_size
-    estimate = train_module.estimate_checkpoint_bytes(ColorGANStep(cfg, CPU))
+    estimate = checkpoints_module.estimate_checkpoint_bytes(ColorGANStep(cfg, CPU))
     assert 0.8 * actual < estimate < 1.5 * actual, (estimate, actual)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from colorgan.config import RunConfig, opt
+from colorgan.config import RunConfig
+from colorgan.params import opt
 
 
 @dataclass(frozen=True)
