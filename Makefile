@@ -49,7 +49,7 @@ test-fast: setup
 # Mutation testing of the numbers core (not part of `make test`; long, hours on 2 cores): mutmut changes the
 # modules listed in pyproject's [tool.mutmut] one edit at a time, runs the tests that call the changed function,
 # and writes results/mutation/ (kill rate per module, command, commit, time, every survivor with its account).
-# MUTANTS='colorgan.color.*' runs a subset; MUTATION_JOBS=N test processes at once (default: every core).
+# MUTANTS='colorgan.method.color.*' runs a subset; MUTATION_JOBS=N test processes at once (default: every core).
 MUTANTS       ?=
 MUTATION_JOBS ?=
 mutation: setup
@@ -59,7 +59,7 @@ mutation: setup
 # NPROC: train each stage on N data-parallel processes (torchrun, one per GPU). VERBOSE=1: papermill's per-cell
 # log and the notebook kernels' warnings too.
 # WORKERS: independent runs at once (local: 0 = one per GPU, 1 on a CPU); EXECUTOR=slurm: one Slurm job per run
-# (PARTITION, ACCOUNT, TIME_MIN per job, GPUS_PER_JOB); colorgan/executor.py
+# (PARTITION, ACCOUNT, TIME_MIN per job, GPUS_PER_JOB); colorgan/experiments/executor.py
 PROFILE ?= smoke
 DATA    ?=
 PARAMS  ?=
@@ -89,7 +89,7 @@ ablations: setup
 
 # Re-judge the committed study from results/study/per_image_metrics.csv and its ablation from
 # results/study/ablation/ablation_per_image.csv.gz (no training): their tables, charts and verdicts by
-# today's claims (colorgan/claims.toml) and rule (colorgan/verdicts.py), and the README's generated results block
+# today's claims (colorgan/experiments/claims.toml) and rule (colorgan/experiments/verdicts.py), and the README's generated results block
 rejudge: setup
 	$(PY) -c "from colorgan import study, summary; study.rejudge('results/study'); summary.update_readme('README.md', 'results/study')"
 
@@ -98,7 +98,7 @@ data-voc: setup
 	$(PY) -m colorgan data-voc --root data
 
 # voc-mini (2,250 VOC2012 photos at 256x256: the voc-mini and ablation-mini profiles' data) into data/voc-mini,
-# made from a VOC2012 copy; every file is checked against colorgan/voc_mini_manifest.csv
+# made from a VOC2012 copy; every file is checked against colorgan/tools/voc_mini_manifest.csv
 data-voc-mini: setup
 	$(if $(DATA),,$(error pass DATA=/path/to/VOCdevkit, a VOC2012 copy (make data-voc fetches one)))
 	$(PY) -m colorgan data-voc-mini --voc "$(DATA)" --out data/voc-mini

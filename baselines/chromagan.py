@@ -41,12 +41,13 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from colorgan import losses, runtime
-from colorgan.color import AB_SCALE, model_to_rgb, rgb_to_model, uint8_to_float
-from colorgan.config import RunConfig
-from colorgan.models import ConvBlock, PatchCritic, load_state_dict_file, pretrained_state_dict
-from colorgan.params import opt
-from colorgan.step import critic_update
+from colorgan.common import runtime
+from colorgan.common.params import opt
+from colorgan.method import losses
+from colorgan.method.color import AB_SCALE, model_to_rgb, rgb_to_model, uint8_to_float
+from colorgan.method.config import RunConfig
+from colorgan.method.models import ConvBlock, PatchCritic, load_state_dict_file, pretrained_state_dict
+from colorgan.method.step import critic_update
 
 log = logging.getLogger(__name__)
 

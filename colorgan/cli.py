@@ -1,5 +1,8 @@
-"""Command line: ``colorgan train | evaluate | score | colorize | reproduce | ablations | bench | data-voc |
-data-voc-mini`` (parsing and printing only).
+"""Command line: ``colorgan train | evaluate | score | colorize | reproduce | ablations | bench | gpu-check |
+mutation | data-voc | data-voc-mini`` (parsing and printing only).
+
+One job, over 400 lines because it has eleven commands: each is a parser and a short ``cmd_*`` that calls the
+library; the work lives below it.
 
 Training flags are generated from the method's config dataclass, so there is no second list of
 options: ``colorgan train --image-size 64 --num-steps 200 --no-use-noise``. Under
@@ -23,17 +26,17 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 # Only light modules at import: `colorgan --help` and a mistyped flag answer at once. torch, torchvision (the
 # baselines), pandas and matplotlib are imported inside the commands that need them.
-from colorgan.bench_config import BenchConfig
-from colorgan.config import ColorGANConfig, RunConfig
-from colorgan.executor_config import ExecutorConfig
-from colorgan.gpu_check_config import GpuCheckConfig
-from colorgan.params import Params, field_default
-from colorgan.table1 import Table1Config
+from colorgan.common.params import Params, field_default
+from colorgan.experiments.executor_config import ExecutorConfig
+from colorgan.method.config import ColorGANConfig, RunConfig
+from colorgan.performance.bench_config import BenchConfig
+from colorgan.performance.gpu_check_config import GpuCheckConfig
+from colorgan.report.table1 import Table1Config
 
 if TYPE_CHECKING:
-    from colorgan.train import StepFactory
+    from colorgan.training.train import StepFactory
 
-METHOD_NAMES = ("colorgan", "chromagan", "coltran")  # the keys of ``methods()``, known without importing torch
+METHOD_KEYS = ("colorgan", "chromagan", "coltran")  # the keys of ``methods()``, known without importing torch
 # how test photos reach a run's size (``testset.PROTOCOLS``, as the Table 1 config lists them)
 PROTOCOLS = next(f.metadata["choices"] for f in dataclasses.fields(Table1Config) if f.name == "protocol")
 
@@ -43,11 +46,11 @@ def methods() -> dict[str, tuple[type[RunConfig], StepFactory]]:
     """Method name -> (config class, step factory). Baselines register here (and only here)."""
     from baselines.chromagan import ChromaGANConfig, ChromaGANStep
     from baselines.coltran import ColTranConfig, ColTranStep
-    from colorgan.step import ColorGANStep
+    from colorgan.method.step import ColorGANStep
 
     registry = {"colorgan": (ColorGANConfig, ColorGANStep), "chromagan": (ChromaGANConfig, ChromaGANStep),
                 "coltran": (ColTranConfig, ColTranStep)}
-    assert tuple(registry) == METHOD_NAMES, "METHOD_NAMES lists the registry's methods"
+    assert tuple(registry) == METHOD_KEYS, "METHOD_KEYS lists the registry's methods"
     return registry
 
 
@@ -104,7 +107,7 @@ def resumed_config(config_cls: type[RunConfig], args: argparse.Namespace) -> Run
     sets another field to a new value is an error naming it. A run_dir without config.json trains from
     scratch with the flags given, as without --resume.
     """
-    from colorgan.checkpoints import RESUMABLE_CHANGES
+    from colorgan.training.checkpoints import RESUMABLE_CHANGES
 
     given = given_params(config_cls, args)
     defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}
@@ -130,7 +133,7 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a method; writes a run folder")
-    train.add_argument("--method", choices=sorted(METHOD_NAMES), default="colorgan")
+    train.add_argument("--method", choices=sorted(METHOD_KEYS), default="colorgan")
     train.add_argument("--params", help="JSON object of config fields (flags override it)")
     add_config_flags(train, method_config(method))
 
@@ -211,7 +214,7 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
 
     mutation = commands.add_parser("mutation", help="mutation testing of the numbers core (mutmut, pyproject's "
                                    "[tool.mutmut]); writes results/mutation/{report.md,summary.json,survivors.csv}")
-    mutation.add_argument("mutants", nargs="*", help="mutant name globs, e.g. 'colorgan.color.*' (default: every "
+    mutation.add_argument("mutants", nargs="*", help="mutant name globs, e.g. 'colorgan.method.color.*' (default: every "
                           "module listed in only_mutate)")
     mutation.add_argument("--jobs", type=int, default=None, help="test processes at once (default: every core)")
     mutation.add_argument("--out", default="results/mutation", help="report folder")
@@ -236,7 +239,7 @@ def add_weight_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_convention_flag(parser: argparse.ArgumentParser) -> None:
-    from colorgan.published import CONVENTION_CHOICES
+    from colorgan.common.published import CONVENTION_CHOICES
 
     # default 'all': one line per metric fits every variant, and a reader who does not know that DDColor's and
     # CT2's colourfulness differ from Hasler-Süsstrunk's still sees both, each under its own name
@@ -251,8 +254,8 @@ def run_method(run_dir: Path) -> str:
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json)")
     method = json.loads(config_path.read_text()).get("method")
-    if method not in METHOD_NAMES:
-        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHOD_NAMES)}")
+    if method not in METHOD_KEYS:
+        raise ValueError(f"{run_dir}: unknown method {method!r}; known: {sorted(METHOD_KEYS)}")
     return method
 
 
@@ -260,10 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # the method decides which config flags exist, so read it first
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method", default="colorgan", choices=sorted(METHOD_NAMES))
+    pre.add_argument("--method", default="colorgan", choices=sorted(METHOD_KEYS))
     known, _ = pre.parse_known_args(argv)
     args = build_parser(known.method).parse_args(argv)
-    from colorgan import distributed  # torch: after parsing, so that --help and a bad flag answer at once
+    from colorgan.common import distributed  # torch: after parsing, so that --help and a bad flag answer at once
 
     ctx = distributed.from_environment(os.environ)
     # under torchrun the other ranks only report problems
@@ -279,9 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from colorgan.train import train
+    from colorgan.training.train import train
 
-    from colorgan import distributed
+    from colorgan.common import distributed
 
     config_cls, build_step = methods()[args.method]
     # validated here, before any data is read
@@ -304,8 +307,8 @@ def checkpoint_choice(value: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from colorgan.evaluate import eval_dir, evaluate_run, format_summary, test_set_name
-    from colorgan.published import summary_columns
+    from colorgan.common.published import summary_columns
+    from colorgan.evaluation.evaluate import eval_dir, evaluate_run, format_summary, test_set_name
 
     if args.data_root is not None and args.data is None:
         args.data = "folder"
@@ -338,11 +341,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from colorgan import runtime
-    from colorgan.evaluate import format_summary
-    from colorgan.feature_nets import load_feature_nets
-    from colorgan.published import summary_columns
-    from colorgan.score import save_score, score_folders
+    from colorgan.common import runtime
+    from colorgan.common.published import summary_columns
+    from colorgan.evaluation.evaluate import format_summary
+    from colorgan.evaluation.score import save_score, score_folders
+    from colorgan.measures.feature_nets import load_feature_nets
 
     device = runtime.select_device(args.device)
     nets = load_feature_nets(args.inception_weights, args.lpips_weights, device)
@@ -374,11 +377,11 @@ def format_vs_gray(name: str, deltas: dict[str, float]) -> str:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from colorgan import runtime
-    from colorgan.inference import colorize_files
-    from colorgan.train import load_trained
+    from colorgan.common import runtime
+    from colorgan.evaluation.inference import colorize_files
+    from colorgan.training.train import load_trained
 
-    from colorgan.evaluate import checkpoint_digest
+    from colorgan.evaluation.evaluate import checkpoint_digest
 
     method = run_method(args.run)
     config_cls, build_step = methods()[method]
@@ -402,8 +405,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from colorgan import book_build, pipeline, plan
-    from colorgan.progress import ProgressPrinter
+    from colorgan.reproduce import book_build, pipeline, plan
+    from colorgan.reproduce.progress import ProgressPrinter
 
     started = time.monotonic()
     kind = "ablations" if args.command == "ablations" else "reproduce"
@@ -444,14 +447,14 @@ def stage_processes(nproc: int) -> dict[str, int]:
 
 
 def cmd_data_voc(args: argparse.Namespace) -> int:
-    from colorgan.data import fetch_voc
+    from colorgan.method.data import fetch_voc
 
     print(f"VOC2012 JPEGImages ready at {fetch_voc(args.root)}")
     return 0
 
 
 def cmd_data_voc_mini(args: argparse.Namespace) -> int:
-    from colorgan import voc_mini
+    from colorgan.tools import voc_mini
 
     if args.voc is None and not args.out.exists():
         raise ValueError(f"--voc: {args.out} does not exist yet; pass a VOC2012 copy to build it from "
@@ -462,8 +465,8 @@ def cmd_data_voc_mini(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from colorgan.bench import run_bench
-    from colorgan.bench_report import format_markdown, write_report
+    from colorgan.performance.bench import run_bench
+    from colorgan.performance.bench_report import format_markdown, write_report
 
     cfg = config_from_args(BenchConfig, args)
     record = run_bench(cfg)
@@ -474,7 +477,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_mutation(args: argparse.Namespace) -> int:
-    from colorgan.mutation import GOAL, read_results, run_mutation, write_report
+    from colorgan.tools.mutation import GOAL, read_results, run_mutation, write_report
 
     if args.report_only:
         summary = write_report(args.out, read_results("mutants"), None, "mutants", ".")
@@ -488,8 +491,8 @@ def cmd_mutation(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from colorgan.gpu_check import EXIT_CODES, run_gpu_check
-    from colorgan.gpu_check_report import format_markdown, report_paths
+    from colorgan.performance.gpu_check import EXIT_CODES, run_gpu_check
+    from colorgan.performance.gpu_check_report import format_markdown, report_paths
 
     cfg = config_from_args(GpuCheckConfig, args)
     record = run_gpu_check(cfg, methods())  # writes the record after every section

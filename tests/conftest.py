@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from colorgan.config import ColorGANConfig, RunConfig
-from colorgan.ddp_check import relative_distance  # noqa: F401 - the tests' one measure of how far two runs ended apart
-from colorgan.checkpoints import CheckpointDir
-from colorgan.train import StepFactory, TrainStep, train
+from colorgan.method.config import ColorGANConfig, RunConfig
+from colorgan.performance.ddp_check import relative_distance  # noqa: F401 - the tests' one measure of how far two runs ended apart
+from colorgan.training.checkpoints import CheckpointDir
+from colorgan.training.train import StepFactory, TrainStep, train
 
 VOC_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voc-mini"
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from colorgan import ablation
-from colorgan import verdicts as V
-from colorgan.ablation import ABLATION_VARIANTS, AblationConfig
+from colorgan.experiments import ablation
+from colorgan.experiments import verdicts as V
+from colorgan.experiments.ablation import ABLATION_VARIANTS, AblationConfig
 
 TINY_BASE = dict(image_size=32, batch_size=4, num_sample_crops=8, num_steps=2, checkpoint_every=2, gen_width=8,
                  gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8, disc_layers=2,
@@ -116,7 +116,7 @@ def test_the_literal_eq2_row_is_judged_the_other_way_round():
 
 
 def test_an_invisible_colour_difference_is_never_supported():
-    # fails on the rule before colorgan.verdicts: it called a 0.03 ΔE difference 'holds' (with a note)
+    # fails on the rule before colorgan.experiments.verdicts: it called a 0.03 ΔE difference 'holds' (with a note)
     per_image = synthetic_per_image(effect=-1.0)
     claim = "The noise branch adds diversity (§1, §2.1)"
     assert ablation.judge(per_image, num_resamples=300).set_index("claim").verdict[claim] == V.SUPPORTED
@@ -168,7 +168,7 @@ def test_the_wide_table_splits_into_two_that_fit_a_page():
 
 def test_the_front_page_reads_an_ablation_only_profiles_verdicts(tmp_path):
     """An ablation profile's verdicts live in results/<profile>/ablation/; the front page shows their gist."""
-    from colorgan import front_page
+    from colorgan.report import front_page
 
     judged = ablation.judge(synthetic_per_image(effect=-1.0), num_resamples=200)
     (tmp_path / "ablation").mkdir()

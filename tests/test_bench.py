@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import bench, bench_report, devices, timing
-from colorgan.bench_config import BenchConfig
 from colorgan.cli import main
-from colorgan.models import build_vgg19_features
-from colorgan.step import ColorGANStep
+from colorgan.method.models import build_vgg19_features
+from colorgan.method.step import ColorGANStep
+from colorgan.performance import bench, bench_report, devices, timing
+from colorgan.performance.bench_config import BenchConfig
 
 TINY_MODEL = {"gen_width": 8, "gen_max_width": 16, "vgg_layer": "relu2_2", "noise_channels": 4, "noise_width": 8,
               "noise_layers": 2, "disc_width": 8, "disc_layers": 2}

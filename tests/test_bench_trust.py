@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import bench, bench_report, devices, timing
-from colorgan.bench_config import BenchConfig
 from colorgan.cli import main
+from colorgan.performance import bench, bench_report, devices, timing
+from colorgan.performance.bench_config import BenchConfig
 from tests.test_bench import TINY_MODEL
 
 CPU = torch.device("cpu")

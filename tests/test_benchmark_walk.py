@@ -17,10 +17,11 @@ from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorgan import figures, front_page, pipeline, plan, table1
 from colorgan.cli import METHODS, main
-from colorgan.metrics import GRAYSCALE
-from colorgan.testset import prepare, walk
+from colorgan.measures.metrics import GRAYSCALE
+from colorgan.measures.testset import prepare, walk
+from colorgan.report import figures, front_page, table1
+from colorgan.reproduce import pipeline, plan
 from tests.conftest import write_images
 from tests.test_score import folder_run, no_hub_weights  # noqa: F401 -- fixtures shared with test_score
 
@@ -219,10 +220,11 @@ def test_help_and_bad_flags_import_nothing_heavy(argv: list[str]):
 
 
 def test_the_cli_protocols_are_the_test_sets():
-    from colorgan import cli, testset
+    from colorgan import cli
+    from colorgan.measures import testset
 
     assert tuple(cli.PROTOCOLS) == testset.PROTOCOLS
-    assert tuple(cli.methods()) == cli.METHOD_NAMES
+    assert tuple(cli.methods()) == cli.METHOD_KEYS
 
 
 # ------------------------------------------------------------------------------- the ablation, offline

@@ -11,12 +11,15 @@ import pandas as pd
 import pytest
 
 # importing formatting, as every notebook does, sets pandas' display options
-from colorgan import book_build, figures, formatting, front_page, pipeline, plan, run_pages, study  # noqa: F401
-from colorgan.ablation import ABLATION_VARIANTS, AblationConfig
 from colorgan.cli import METHODS
-from colorgan.params import field_default
-from colorgan.study import StudyConfig
-from colorgan.summary import SummaryConfig
+from colorgan.common import formatting
+from colorgan.common.params import field_default
+from colorgan.experiments import study
+from colorgan.experiments.ablation import ABLATION_VARIANTS, AblationConfig
+from colorgan.experiments.study import StudyConfig
+from colorgan.report import figures, front_page, run_pages
+from colorgan.report.summary import SummaryConfig
+from colorgan.reproduce import book_build, pipeline, plan  # noqa: F401
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -220,7 +223,7 @@ def test_one_variant_can_be_changed_from_the_command_line(tmp_path):
 
 def test_book_tables_show_long_text_in_full():
     """Table 1's notes, the verdicts' evidence and run folders run past pandas' 50-character cut
-    (importing colorgan.formatting, as every notebook does, lifts it)."""
+    (importing colorgan.common.formatting, as every notebook does, lifts it)."""
     long_note = "class KL term off (vgg_weights=random: no ImageNet teacher; paper's 'without class distribution')"
     assert long_note in pd.DataFrame({"notes": [long_note]})._repr_html_()
 
@@ -282,7 +285,7 @@ def test_front_page_answers_from_the_results_folder(tmp_path):
 
 
 def test_ran_with_shows_what_changed_and_keeps_the_rest_folded():
-    from colorgan.table1 import Table1Config
+    from colorgan.report.table1 import Table1Config
 
     html = run_pages.ran_with(Table1Config(run_dirs=["runs/a"], num_fig2_images=2))
     shown, folded = html.split("<details>")
@@ -296,7 +299,7 @@ def test_missing_runs_say_which_notebooks_to_run(tmp_path):
 
 
 def test_ablation_delta_chart_draws_each_interval(tmp_path):
-    from colorgan.ablation import HIGHER_IS_BETTER
+    from colorgan.experiments.ablation import HIGHER_IS_BETTER
 
     rows = [{"variant": "full", "metric": "psnr", "mean": 20.0, "low": 19.0, "high": 21.0, "seeds": 2}]
     rows += [{"variant": v, "metric": "psnr", "mean": 19.0, "low": 18.0, "high": 20.0, "seeds": 2, "diff_vs_full": d,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import book_build, pipeline, plan
 from colorgan.cli import METHODS
+from colorgan.reproduce import book_build, pipeline, plan
 from tests.conftest import write_images
 from tests.test_book import AS_IS
 

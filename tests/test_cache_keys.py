@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline, plan, run_files, source_hash, train
 from colorgan.cli import METHODS
-from colorgan.step import ColorGANStep
+from colorgan.method.step import ColorGANStep
+from colorgan.reproduce import pipeline, plan
+from colorgan.training import run_files, source_hash, train
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,32 +35,47 @@ def test_a_report_edit_keeps_the_training_runs_and_a_model_edit_does_not(tmp_pat
         shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     code, training = source_hash.code_hash(tmp_path), source_hash.training_code_hash(tmp_path)
     assert training == source_hash.training_code_hash(REPO) and training != code
-    report = tmp_path / "colorgan" / "table1.py"
+    report = tmp_path / "colorgan" / "report" / "table1.py"
     report.write_text(report.read_text() + "#\n")
     assert source_hash.code_hash(tmp_path) != code  # the book's stages re-run ...
     assert source_hash.training_code_hash(tmp_path) == training  # ... reusing the finished runs
-    for name in ("colorgan/models.py", "baselines/coltran/core.py", "colorgan/metrics.py"):
+    for name in ("colorgan/method/models.py", "baselines/coltran/core.py", "colorgan/measures/metrics.py"):
         path = tmp_path / name
         before = source_hash.training_code_hash(tmp_path)
         path.write_text(path.read_text() + "#\n")
         assert source_hash.training_code_hash(tmp_path) != before, name
 
 
+def test_adding_splitting_or_moving_presentation_code_keeps_the_training_runs(tmp_path):
+    """Presentation is left out by folder: a new report module, or one moved to another presentation folder,
+    does not retrain anything (issue 24: a move of presentation code must not change the run hash)."""
+    for package in source_hash.CODE_PACKAGES:
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    training = source_hash.training_code_hash(tmp_path)
+    (tmp_path / "colorgan" / "report" / "new_chart.py").write_text("def chart():\n    pass\n")
+    shutil.move(tmp_path / "colorgan" / "report" / "figures.py", tmp_path / "colorgan" / "reproduce" / "figures.py")
+    assert source_hash.training_code_hash(tmp_path) == training
+    (tmp_path / "colorgan" / "method" / "new_loss.py").write_text("def loss():\n    pass\n")
+    assert source_hash.training_code_hash(tmp_path) != training  # a new module below the presentation layers
+
+
 def test_training_code_never_imports_a_presentation_module():
-    """Leaving PRESENTATION out of the runs' hash is safe only while nothing that trains imports them."""
+    """Leaving presentation out of the runs' hash is safe only while nothing that trains imports it."""
     import ast
 
-    listed = {Path(name).stem for name in source_hash.PRESENTATION}
-    assert all((REPO / name).is_file() for name in source_hash.PRESENTATION)
+    presentation = set(source_hash.presentation_files())
+    assert presentation >= source_hash.PRESENTATION_FILES
+    modules = {name[:-3].replace("/", ".") for name in presentation}
+    layers = {f"colorgan.{layer}" for layer in source_hash.PRESENTATION_LAYERS}
     for package in source_hash.CODE_PACKAGES:
         for path in (REPO / package).rglob("*.py"):
-            if path.relative_to(REPO).as_posix() in source_hash.PRESENTATION:
+            if path.relative_to(REPO).as_posix() in presentation:
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 names = ([node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
                          if isinstance(node, ast.ImportFrom) else
                          [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-                hits = [n for n in names if n.startswith("colorgan.") and n.split(".")[1] in listed]
+                hits = [n for n in names if n in modules or n in layers or n == "colorgan.cli"]
                 assert not hits, f"{path.relative_to(REPO)} imports {hits}: a change there could change training"
 
 

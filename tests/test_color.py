@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorgan.color import (denormalize_lab, gray_rgb, lab_to_rgb, model_to_rgb, normalize_lab, rgb_to_lab,
+from colorgan.method.color import (denormalize_lab, gray_rgb, lab_to_rgb, model_to_rgb, normalize_lab, rgb_to_lab,
                             rgb_to_model, uint8_to_float)
 
 

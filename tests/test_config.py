@@ -4,7 +4,7 @@ import typing
 import pytest
 
 from colorgan.cli import METHODS, build_parser, config_from_args
-from colorgan.config import ColorGANConfig
+from colorgan.method.config import ColorGANConfig
 
 
 def test_defaults_are_the_papers():

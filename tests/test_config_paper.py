@@ -9,8 +9,8 @@ import pytest
 
 from baselines.chromagan import ChromaGANConfig
 from baselines.coltran.config import ColTranConfig
-from colorgan.config import ColorGANConfig
-from colorgan.params import field_default
+from colorgan.common.params import field_default
+from colorgan.method.config import ColorGANConfig
 
 # "(paper: X)" or "(paper: X; default differs: why)"
 PAPER_NOTE = re.compile(r"\(paper: (?P<value>[^;()]+?)(?:; (?P<rest>[^()]*))?\)")

@@ -17,9 +17,10 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorgan import formatting, front_page, published, table1
 from colorgan.cli import main
-from colorgan.metrics import (Scorer, colourfulness, colourfulness_abs, pooled_psnr, psnr_ssim, quantize,
+from colorgan.common import formatting, published
+from colorgan.report import front_page, table1
+from colorgan.measures.metrics import (Scorer, colourfulness, colourfulness_abs, pooled_psnr, psnr_ssim, quantize,
                               summarize)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,7 +196,7 @@ def test_published_numbers_have_a_protocol_a_convention_and_a_source():
 def test_the_conventions_page_shows_the_package_table_of_published_numbers():
     page = (REPO / "docs" / "conventions.md").read_text()
     assert formatting.table_markdown(published.published_table()) in page, (
-        "docs/conventions.md's published-numbers table differs from colorgan/published.py: paste "
+        "docs/conventions.md's published-numbers table differs from colorgan/common/published.py: paste "
         "formatting.table_markdown(published.published_table()) into it")
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from colorgan import data
-from colorgan.config import ColorGANConfig, DataConfig
-from colorgan.step import ColorGANStep
-from colorgan.train import train
+from colorgan.method import data
+from colorgan.method.config import ColorGANConfig, DataConfig
+from colorgan.method.step import ColorGANStep
+from colorgan.training.train import train
 from tests.bad_images import make_corpus
 from tests.conftest import tiny_config, write_images
 

@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from colorgan import distributed
-from colorgan.config import ColorGANConfig
-from colorgan.step import ColorGANStep
-from colorgan.checkpoints import CheckpointDir
-from colorgan.train import train
+from colorgan.common import distributed
+from colorgan.method.config import ColorGANConfig
+from colorgan.method.step import ColorGANStep
+from colorgan.training.checkpoints import CheckpointDir
+from colorgan.training.train import train
 from tests.conftest import relative_distance, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

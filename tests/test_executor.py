@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import executor, runtime, study
 from colorgan.cli import METHODS
-from colorgan.executor_config import ExecutorConfig
-from colorgan.study import StudyConfig
-from colorgan.ddp_check import relative_distance, trained_keys
-from colorgan.executor import Job, RunsFailed, train_runs
-from colorgan.run_store import in_store
-from colorgan.step import ColorGANStep
-from colorgan.train import train
+from colorgan.common import runtime
+from colorgan.experiments import executor, study
+from colorgan.experiments.executor import Job, RunsFailed, train_runs
+from colorgan.experiments.executor_config import ExecutorConfig
+from colorgan.experiments.study import StudyConfig
+from colorgan.method.step import ColorGANStep
+from colorgan.performance.ddp_check import relative_distance, trained_keys
+from colorgan.training.run_store import in_store
+from colorgan.training.train import train
 from tests.conftest import checkpoint_parameters, tiny_config
 from tests.test_run_store import TINY_BASE, TINY_COLORGAN
 
@@ -146,8 +147,8 @@ def test_a_cpu_run_repeats_bit_for_bit_at_one_thread_count_and_drifts_across_cou
 PARENT = """
 import sys
 from pathlib import Path
-from colorgan.executor_config import ExecutorConfig
-from colorgan.executor import train_runs
+from colorgan.experiments.executor import train_runs
+from colorgan.experiments.executor_config import ExecutorConfig
 from tests.test_executor import stored
 train_runs([stored(Path(sys.argv[1]), num_steps=100000, seed=0)], ExecutorConfig(workers=1, threads_per_worker=1))
 """
@@ -244,7 +245,7 @@ def test_a_real_slurm_trains_the_runs_and_requeues_a_preempted_job(tmp_path):
 def test_the_pipeline_trains_a_stages_runs_with_the_executor_before_its_notebook(tmp_path):
     """``pipeline.run(executor=...)``: the stage's jobs train in workers first (the notebook then only reuses
     them), and the progress events count running, done and waiting runs."""
-    from colorgan import pipeline, plan
+    from colorgan.reproduce import pipeline, plan
 
     jobs = [stored(tmp_path, seed=seed, num_steps=6) for seed in (0, 1)]
     p = plan.Plan("toy", tmp_path / "results", {"study": {}}, [plan.Stage("study", StudyConfig)],

@@ -10,9 +10,9 @@ import torch
 import torchvision
 from torch import nn
 
-from colorgan import feature_nets
-from colorgan.feature_nets import FeatureNets, InceptionFeatures, load_feature_nets, lpips_network
-from colorgan.metrics import FID_MIN_IMAGES, Scorer, frechet_distance
+from colorgan.measures import feature_nets
+from colorgan.measures.feature_nets import FeatureNets, InceptionFeatures, load_feature_nets, lpips_network
+from colorgan.measures.metrics import FID_MIN_IMAGES, Scorer, frechet_distance
 
 SUBSTITUTE = "substitute network: 4x4 average colours (not FID)"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import bench_check, ddp_check, gpu_check, gpu_check_config
 from colorgan.cli import main
-from colorgan.gpu_check_config import GpuCheckConfig
-from colorgan.step import ColorGANStep
-from colorgan.checkpoints import KEEP_ALL, CheckpointDir, load_checkpoint
-from colorgan.train import train
+from colorgan.method.step import ColorGANStep
+from colorgan.performance import bench_check, ddp_check, gpu_check, gpu_check_config
+from colorgan.performance.gpu_check_config import GpuCheckConfig
+from colorgan.training.checkpoints import KEEP_ALL, CheckpointDir, load_checkpoint
+from colorgan.training.train import train
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

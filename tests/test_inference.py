@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorgan import inference
 from colorgan.cli import main
-from colorgan.color import model_to_rgb, rgb_to_model
-from colorgan.data import read_image
-from colorgan.step import ColorGANStep
-from colorgan.train import train
+from colorgan.evaluation import inference
+from colorgan.method.color import model_to_rgb, rgb_to_model
+from colorgan.method.data import read_image
+from colorgan.method.step import ColorGANStep
+from colorgan.training.train import train
 from tests.bad_images import make_corpus, make_large_photo, smooth_rgb
 from tests.conftest import tiny_config
 
@@ -158,8 +158,8 @@ def test_large_photo_is_colorized_in_bands(tiny_run: Path, tmp_path: Path, capsy
 # One `colorgan colorize` process; prints its peak resident memory (Linux: ru_maxrss in KiB).
 PEAK_MEMORY_CHILD = """
 import resource, sys
-from colorgan import inference
 from colorgan.cli import main
+from colorgan.evaluation import inference
 if len(sys.argv) > 4:
     inference.BAND_PIXELS = int(sys.argv[4])
 code = main(["colorize", sys.argv[1], "-o", sys.argv[2], "--run", sys.argv[3], "--device", "cpu"])

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from colorgan import losses
-from colorgan.models import PatchCritic
+from colorgan.method import losses
+from colorgan.method.models import PatchCritic
 
 
 def test_critic_loss_rewards_real_over_fake():

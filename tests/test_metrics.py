@@ -4,9 +4,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from colorgan.data import ImageSet
-from colorgan.feature_nets import FeatureNets
-from colorgan.metrics import (DIVERSITY_SEED_OFFSET, GRAYSCALE, Scorer, bootstrap_ci, ciede2000, colourfulness,
+from colorgan.measures.feature_nets import FeatureNets
+from colorgan.method.data import ImageSet
+from colorgan.measures.metrics import (DIVERSITY_SEED_OFFSET, GRAYSCALE, Scorer, bootstrap_ci, ciede2000, colourfulness,
                               evaluate, evaluate_sets, paired_bootstrap, pairwise_ab_distance, pooled_psnr, pooled_psnr_ci,
                               psnr_ssim, quantize, summarize, with_set_metrics)
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torchvision
 
-from colorgan.config import VGG19_LAYERS
-from colorgan.models import build_colorgan, build_vgg19_features, hub_checkpoint_path
-from colorgan.step import ColorGANStep
+from colorgan.method.config import VGG19_LAYERS
+from colorgan.method.models import build_colorgan, build_vgg19_features, hub_checkpoint_path
+from colorgan.method.step import ColorGANStep
 from tests.bad_images import evil_pickle
 from tests.conftest import tiny_config
 

@@ -1,4 +1,4 @@
-"""The mutation report (colorgan/mutation.py) on a hand-made mutmut result: statuses, kill rates, each survivor's
+"""The mutation report (colorgan/tools/mutation.py) on a hand-made mutmut result: statuses, kill rates, each survivor's
 line and change, its account, and the merge of runs over modules."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from colorgan import mutation
+from colorgan.tools import mutation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,6 +153,6 @@ def test_the_repository_accounts_for_every_survivor_of_its_committed_run():
     notes = tomllib.loads((out / "survivors.toml").read_text())
     assert set(table.mutant) <= set(notes), "account for each survivor in results/mutation/survivors.toml"
     assert all(m["kill rate"] >= summary["goal"] for module, m in summary["modules"].items()
-               if module in ("colorgan/metrics.py", "colorgan/color.py", "colorgan/losses.py")), summary
+               if module in ("colorgan/measures/metrics.py", "colorgan/method/color.py", "colorgan/method/losses.py")), summary
     assert mutation.score_line(summary) in (REPO / "README.md").read_text(), (
         "README's mutation score differs from results/mutation/summary.json: paste mutation.score_line(summary)")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import pipeline, plan
 from colorgan.cli import METHODS
-from colorgan.progress import Event, ProgressPrinter
-from colorgan.config import ColorGANConfig
-from colorgan.step import ColorGANStep
-from colorgan.train import train_or_reuse
+from colorgan.method.config import ColorGANConfig
+from colorgan.method.step import ColorGANStep
+from colorgan.reproduce import pipeline, plan
+from colorgan.reproduce.progress import Event, ProgressPrinter
+from colorgan.training.train import train_or_reuse
 
 TINY = {"image_size": 32, "num_sample_crops": 16, "batch_size": 4, "num_steps": 6, "checkpoint_every": 3,
         "log_every": 1, "gen_width": 8, "gen_max_width": 32, "noise_channels": 4, "noise_width": 16,
@@ -99,7 +99,7 @@ def test_printer_is_quiet_in_logs_and_live_on_a_terminal():
 def test_a_stage_of_several_runs_reports_each_run_and_the_stage_eta(tmp_path):
     """A multi-run stage (the study, the ablation) shows which run of how many, its step and speed, and the
     stage's ETA; before issue 20 the watcher followed one run folder and these stages printed nothing."""
-    from colorgan.study import StudyConfig
+    from colorgan.experiments.study import StudyConfig
 
     configs = [ColorGANConfig.from_params({**TINY, "seed": seed, "progress": False,
                                            "run_dir": str(tmp_path / f"colorgan-s{seed}")}) for seed in (0, 1)]

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import pipeline, plan, progress
 from colorgan.cli import METHODS
-from colorgan.config import ColorGANConfig
-from colorgan.step import ColorGANStep
-from colorgan.train import train, train_or_reuse
+from colorgan.method.config import ColorGANConfig
+from colorgan.method.step import ColorGANStep
+from colorgan.reproduce import pipeline, plan, progress
+from colorgan.training.train import train, train_or_reuse
 from tests.conftest import checkpoint_parameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,8 +32,8 @@ TOY = {"image_size": 32, "num_sample_crops": 32, "batch_size": 4, "num_steps": 6
 DRIVER = """
 import json, sys
 from pathlib import Path
-from colorgan import pipeline, plan
 from colorgan.cli import METHODS
+from colorgan.reproduce import pipeline, plan
 p = plan.plan("smoke", METHODS, overrides=json.loads(sys.argv[2]), results_root=Path(sys.argv[1]))
 p.stages = p.stages[:2]
 show = lambda e: print(json.dumps({"stage": e.stage, "kind": e.kind, **e.info}), flush=True)

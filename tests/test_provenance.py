@@ -6,8 +6,9 @@ import pytest
 
 from baselines.chromagan import ChromaGANConfig
 from baselines.coltran import ColTranConfig
-from colorgan import paper_comparison, profiles
-from colorgan.config import ColorGANConfig, DataConfig
+from colorgan.method.config import ColorGANConfig, DataConfig
+from colorgan.report import paper_comparison
+from colorgan.reproduce import profiles
 
 
 def paper_config(**changes) -> dict:

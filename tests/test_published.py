@@ -1,4 +1,4 @@
-"""The papers' values have one home (colorgan/published.py): held against the ColorGAN paper's own sentences,
+"""The papers' values have one home (colorgan/common/published.py): held against the ColorGAN paper's own sentences,
 those sentences against the paper's text, and the configs' defaults against them."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import paper_comparison, published
-from colorgan.config import ColorGANConfig
-from colorgan.params import field_default
+from colorgan.common import published
+from colorgan.common.params import field_default
+from colorgan.method.config import ColorGANConfig
+from colorgan.report import paper_comparison
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "colorgan-paper.txt"
 # defaults that differ from the paper's protocol on purpose, each with its reason (the README's deviations)

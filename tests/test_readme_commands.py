@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from colorgan import cli, plan
-from colorgan.bench_config import BenchConfig
+from colorgan import cli
+from colorgan.performance.bench_config import BenchConfig
+from colorgan.reproduce import plan
 
 REPO = Path(__file__).resolve().parents[1]
 

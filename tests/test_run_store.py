@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from colorgan import plan, run_store, study
 from colorgan.cli import METHODS
-from colorgan.study import StudyConfig
-from colorgan.run_store import LOCK_FILE, RunLock
+from colorgan.experiments import study
+from colorgan.experiments.study import StudyConfig
+from colorgan.reproduce import plan
+from colorgan.training import run_store
+from colorgan.training.run_store import LOCK_FILE, RunLock
 from tests.conftest import tiny_config
 
 TINY_COLORGAN = dict(gen_width=8, gen_max_width=32, noise_channels=4, noise_width=16, noise_layers=2, disc_width=8,

@@ -14,17 +14,18 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
-from colorgan import evaluate as evaluate_module
-from colorgan import published, table1
 from colorgan.cli import METHODS, main
-from colorgan.color import gray_rgb, rgb_to_model, uint8_to_float
-from colorgan.data import ImageSet
-from colorgan.evaluate import eval_dir, evaluate_or_reuse, evaluate_run
-from colorgan.metrics import GRAYSCALE, evaluate, quantize
-from colorgan.score import score_folders
-from colorgan.step import ColorGANStep
-from colorgan.testset import center_crop_box, load_test_folder, prepare
-from colorgan.train import train
+from colorgan.common import published
+from colorgan.evaluation import evaluate as evaluate_module
+from colorgan.evaluation.evaluate import eval_dir, evaluate_or_reuse, evaluate_run
+from colorgan.evaluation.score import score_folders
+from colorgan.measures.metrics import GRAYSCALE, evaluate, quantize
+from colorgan.measures.testset import center_crop_box, load_test_folder, prepare
+from colorgan.method.color import gray_rgb, rgb_to_model, uint8_to_float
+from colorgan.method.data import ImageSet
+from colorgan.method.step import ColorGANStep
+from colorgan.report import table1
+from colorgan.training.train import train
 from tests.bad_images import smooth_rgb
 from tests.conftest import tiny_config, write_images
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import losses
-from colorgan.models import VGGFeatures, build_colorgan, build_vgg19_features
-from colorgan.step import ColorGANStep
+from colorgan.method import losses
+from colorgan.method.models import VGGFeatures, build_colorgan, build_vgg19_features
+from colorgan.method.step import ColorGANStep
 from tests.conftest import relative_distance, tiny_config
 
 CPU = torch.device("cpu")

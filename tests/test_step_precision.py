@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
-from colorgan.color import model_to_rgb
-from colorgan.step import ColorGANStep, model_to_rgb_fp32
+from colorgan.method.color import model_to_rgb
+from colorgan.method.step import ColorGANStep, model_to_rgb_fp32
 from tests.conftest import tiny_config
 
 CPU = torch.device("cpu")

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from baselines.coltran import coltran_config
-from colorgan import figures, front_page, pipeline, plan, profiles, study, summary, table1, verdicts
 from colorgan.cli import METHODS
-from colorgan.metrics import GRAYSCALE
-from colorgan.study import StudyConfig
+from colorgan.experiments import study, verdicts
+from colorgan.experiments.study import StudyConfig
+from colorgan.measures.metrics import GRAYSCALE
+from colorgan.report import figures, front_page, summary, table1
+from colorgan.reproduce import pipeline, plan, profiles
 
 
 def test_methods_must_see_the_same_number_of_training_images():

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import train as train_module
-from colorgan.data import sample_images
-from colorgan.runtime import git_commit
-from colorgan.step import ColorGANStep
-from colorgan.checkpoints import CheckpointDir
-from colorgan.train import NonFiniteLossError, check_finite, fit, train
+from colorgan.common.runtime import git_commit
+from colorgan.method.data import sample_images
+from colorgan.method.step import ColorGANStep
+from colorgan.training import train as train_module
+from colorgan.training.checkpoints import CheckpointDir
+from colorgan.training.train import NonFiniteLossError, check_finite, fit, train
 from tests.conftest import assert_resume_equals_uninterrupted, tiny_config
 
 CPU = torch.device("cpu")
@@ -96,7 +96,7 @@ def test_max_minutes_stops_with_a_checkpoint(tmp_path: Path):
 
 
 def test_train_or_reuse_reuses_finished_and_resumes_partial(tmp_path: Path):
-    from colorgan.train import train_or_reuse
+    from colorgan.training.train import train_or_reuse
 
     cfg = tiny_config(tmp_path, num_steps=4, checkpoint_every=2)
     first = train_or_reuse(cfg, ColorGANStep, tmp_path / "cache")

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorgan import checkpoints as checkpoints_module
-from colorgan import runtime
-from colorgan import train as train_module
 from colorgan.cli import main, methods
-from colorgan.config import ColorGANConfig
-from colorgan.data import sample_images
-from colorgan.step import ColorGANStep
-from colorgan.checkpoints import CHECKPOINT_FORMAT, CheckpointDir
-from colorgan.run_files import truncate_metrics
-from colorgan.train import NonFiniteLossError, fit, train
+from colorgan.common import runtime
+from colorgan.method.config import ColorGANConfig
+from colorgan.method.data import sample_images
+from colorgan.method.step import ColorGANStep
+from colorgan.training import checkpoints as checkpoints_module
+from colorgan.training import train as train_module
+from colorgan.training.checkpoints import CHECKPOINT_FORMAT, CheckpointDir
+from colorgan.training.run_files import truncate_metrics
+from colorgan.training.train import NonFiniteLossError, fit, train
 from tests.bad_images import evil_pickle
 from tests.test_cli import TINY
 from tests.conftest import tiny_config

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from colorgan.data import ImageSet, carve_validation, load_split
-from colorgan.step import ColorGANStep
-from colorgan.train import load_trained, train
-from colorgan.validation import read_val_log
+from colorgan.method.data import ImageSet, carve_validation, load_split
+from colorgan.method.step import ColorGANStep
+from colorgan.training.train import load_trained, train
+from colorgan.training.validation import read_val_log
 from tests.conftest import checkpoint_parameters, tiny_config
 
 

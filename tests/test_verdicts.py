@@ -1,4 +1,4 @@
-"""The verdict engine on synthetic studies with a known truth (colorgan.verdicts)."""
+"""The verdict engine on synthetic studies with a known truth (colorgan.experiments.verdicts)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from colorgan import verdicts as V
-from colorgan.metrics import paired_bootstrap
+from colorgan.experiments import verdicts as V
+from colorgan.measures.metrics import paired_bootstrap
 
 
 def synthetic(effect: float, seed_sd: float, image_sd: float, noise_sd: float, num_seeds: int = 3,

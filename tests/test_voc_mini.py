@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from colorgan import cli
-from colorgan import voc_mini as subset  # the name voc_mini is conftest's fixture of the shared copy
+from colorgan.tools import voc_mini as subset  # the name voc_mini is conftest's fixture of the shared copy
 
 
 def recipe_sha256(original: Path) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from colorgan.config import RunConfig
-from colorgan.params import opt
+from colorgan.common.params import opt
+from colorgan.method.config import RunConfig
 
 
 @dataclass(frozen=True)

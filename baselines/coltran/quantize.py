@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from colorgan.color import gray_rgb
+from colorgan.method.color import gray_rgb
 
 NUM_LEVELS = 256  # 8-bit values per channel
 COARSE_BITS = 3

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from colorgan import losses, runtime
-from colorgan.color import rgb_to_model, uint8_to_float
+from colorgan.common import runtime
+from colorgan.method import losses
+from colorgan.method.color import rgb_to_model, uint8_to_float
 
 from baselines.coltran.config import ColTranConfig
 from baselines.coltran.core import ColTranCore

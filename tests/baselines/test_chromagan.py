@@ -10,10 +10,10 @@ from PIL import Image
 
 from baselines.chromagan import (NUM_CLASSES, ChromaGANConfig, ChromaGANGenerator, ChromaGANStep, class_kl_term,
                                  from_chromagan_units, tile_L, to_chromagan_units)
-from colorgan import table1
 from colorgan.cli import METHODS, main
-from colorgan.data import sample_images
-from colorgan.models import PatchCritic, hub_checkpoint_path
+from colorgan.method.data import sample_images
+from colorgan.method.models import PatchCritic, hub_checkpoint_path
+from colorgan.report import table1
 from tests.conftest import assert_resume_equals_uninterrupted, fixed_batch_history, write_images
 
 CPU = torch.device("cpu")

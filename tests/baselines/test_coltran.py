@@ -12,10 +12,10 @@ from baselines.coltran.quantize import (area_downsample, bins_to_labels, gray_le
                                         nearest_upsample, to_coarse_bits)
 from baselines.coltran.step import bits_per_dim, make_targets
 from baselines.coltran.upsampler import ParallelUpsampler
-from colorgan import table1
 from colorgan.cli import METHODS, main
-from colorgan.color import rgb_to_model
-from colorgan.data import sample_images
+from colorgan.method.color import rgb_to_model
+from colorgan.method.data import sample_images
+from colorgan.report import table1
 from tests.conftest import assert_resume_equals_uninterrupted, fixed_batch_history, write_images
 
 CPU = torch.device("cpu")

@@ -1,0 +1,1 @@
+"""Foundation: seeding and devices, data-parallel ranks, the config machinery, the papers' values, formatting helpers. Imports nothing else of colorgan."""

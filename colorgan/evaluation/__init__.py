@@ -1,0 +1,1 @@
+"""Scoring finished runs and other tools' outputs; colorizing photos."""

@@ -1,0 +1,1 @@
+"""Speed: device facts, timing, the bench, the prepared GPU check."""

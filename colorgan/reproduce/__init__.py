@@ -1,0 +1,1 @@
+"""`make reproduce`: the profiles, the plan of stages, running them, their progress, the book build."""

@@ -1,0 +1,1 @@
+"""Maintenance tools: mutation testing, building and checking voc-mini."""
