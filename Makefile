@@ -91,7 +91,7 @@ ablations: setup
 # results/study/ablation/ablation_per_image.csv.gz (no training): their tables, charts and verdicts by
 # today's claims (colorgan/experiments/claims.toml) and rule (colorgan/experiments/verdicts.py), and the README's generated results block
 rejudge: setup
-	$(PY) -c "from colorgan import study, summary; study.rejudge('results/study'); summary.update_readme('README.md', 'results/study')"
+	$(PY) -c "from colorgan.experiments import study; from colorgan.report import summary; study.rejudge('results/study'); summary.update_readme('README.md', 'results/study')"
 
 # PASCAL VOC2012 into data/VOCdevkit (torchvision download + MD5 check; offline it says what to place where)
 data-voc: setup
