@@ -77,6 +77,29 @@ def test_colorgan_defaults_are_the_protocol_or_a_named_deviation():
             assert defaults[field] == value, f"ColorGANConfig.{field} = {defaults[field]!r}, the paper: {value!r}"
 
 
+# the baselines' defaults are their papers' sizes and settings (PROFILES shrink them for a CPU); these differ
+BASELINE_DEVIATIONS = {
+    "data": "the offline default trains on the bundled sample photos; PROFILE=paper sets voc",
+    "vgg_weights": "no pretrained weights can be downloaded here; imagenet reads them from the hub cache",
+    "amp": "a speed switch: auto uses bf16 only where it was measured faster; amp=off is the paper's fp32",
+}
+
+
+@pytest.mark.parametrize("method", ["chromagan", "coltran"])
+def test_baseline_defaults_are_their_papers_protocol_or_a_named_deviation(method):
+    """A baseline's paper values live in published.PAPER_PROTOCOLS and in its config's defaults: held together."""
+    from colorgan.cli import methods
+
+    config_cls = methods()[method][0]
+    defaults = {f.name: field_default(f) for f in dataclasses.fields(config_cls)}
+    for field, (value, _) in published.PAPER_PROTOCOLS[method].items():
+        assert field in defaults, f"the {method} protocol names {field}, which {config_cls.__name__} does not have"
+        if field in BASELINE_DEVIATIONS:
+            assert defaults[field] != value, f"{method}.{field} no longer deviates: drop it from BASELINE_DEVIATIONS"
+        else:
+            assert defaults[field] == value, f"{config_cls.__name__}.{field} = {defaults[field]!r}, paper: {value!r}"
+
+
 def test_the_paper_comparison_reads_the_protocols_from_their_home():
     assert paper_comparison.PAPER_PROTOCOLS is published.PAPER_PROTOCOLS
     assert not hasattr(paper_comparison, "_TABLE1_DATA")  # one copy only
