@@ -339,3 +339,21 @@ def test_a_chapter_prints_each_warning_once(capsys):
         assert capsys.readouterr().err.splitlines() == ["vgg_weights=random: no teacher", "another message"]
     finally:
         root.handlers[:] = before
+
+
+@pytest.mark.parametrize("profile", ["smoke", "voc-mini", "paper"])
+def test_a_training_stage_hands_its_notebook_every_field_of_the_run_it_names(profile, tmp_path, monkeypatch):
+    """A training notebook's parameters cell holds small demo values; a field left to it trained another config
+    than the run folder's name and the executor's (the paper profile trained 30 steps of a demo-size ColorGAN, and
+    with the executor first the notebook then refused the executor's checkpoint)."""
+    monkeypatch.setattr(plan, "_check_data_root", lambda *args, **kwargs: None)  # no VOC2012 here
+    p = plan.plan(profile, METHODS, data_root="" if profile == "smoke" else str(tmp_path), results_root=tmp_path)
+    for method, (config_cls, _) in METHODS.items():
+        params = p.params[f"train_{method}"]
+        assert set(params) == {f.name for f in dataclasses.fields(config_cls)}, method
+        (job,) = p.jobs[f"train_{method}"]
+        assert config_cls.from_params(params) == job.cfg, method
+    if profile == "paper":
+        colorgan = p.params["train_colorgan"]
+        assert (colorgan["num_steps"], colorgan["num_epochs"], colorgan["gen_width"], colorgan["image_size"]) == \
+            (0, 300, 64, 256)

@@ -151,7 +151,9 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
         params = {k: v for k, v in params.items() if k in names}
         if stage.name.startswith("train_"):
             run_cfg = in_store(stage.config_cls.from_params({k: v for k, v in params.items() if k != "run_dir"}), runs)
-            params["run_dir"] = run_cfg.run_dir
+            # every field, not only the profile's: the notebook's parameters cell holds small demo values, and a
+            # field left to it would train another config than the run store's name (and the executor) say
+            params = {f.name: getattr(run_cfg, f.name) for f in dataclasses.fields(run_cfg)}
             result.jobs[stage.name] = [Job(stage.name[6:], run_cfg, methods[stage.name[6:]][1])]
         stage.config_cls.from_params(params)  # validate now, before any stage runs
         result.params[stage.name] = params

@@ -26,7 +26,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {**_SMOKE_DATA, **_SMOKE_TRAIN},
         # bf16 autocast: 2.17x fp32 eager for the ColorGAN step at these widths, 64 px, batch 16 on this AVX512_BF16
         # CPU (results/bench/*-smoke-widths-64px); the baselines stay fp32 until their steps are benchmarked in bf16
-        "train_colorgan": {"num_steps": 120, "gen_width": 32, "noise_width": 128, "disc_width": 32, "amp": "bf16"},
+        "train_colorgan": {"num_steps": 120, "gen_width": 32, "gen_max_width": 128, "noise_width": 128, "disc_width": 32,
+                           "amp": "bf16"},
         "train_chromagan": {"num_steps": 120, **_CHROMAGAN_CPU},
         # ColTran's upsamplers learn slowly: at 120 steps and lr 1e-3 its images were noise (PSNR 11.6 dB on these
         # crops); 200 steps at lr 3e-3 gave 17.7 dB (1e-2 diverged). ema_decay 0.95: 0.99 would keep 13% of step 1.
@@ -36,7 +37,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "voc-mini": {
         "data": {"data": "folder", "image_size": 64},
         "train": {"data": "folder", "image_size": 64, "batch_size": 16, "checkpoint_every": 200, "log_every": 10},
-        "train_colorgan": {"num_steps": 1500, "gen_width": 32, "noise_width": 128, "disc_width": 32},
+        "train_colorgan": {"num_steps": 1500, "gen_width": 32, "gen_max_width": 128, "noise_width": 128,
+                           "disc_width": 32},
         "train_chromagan": {"num_steps": 1500, "batch_size": 10, **_CHROMAGAN_CPU},
         "train_coltran": {"num_steps": 1500, **_COLTRAN_CPU},
     },
