@@ -357,3 +357,20 @@ def test_a_training_stage_hands_its_notebook_every_field_of_the_run_it_names(pro
         colorgan = p.params["train_colorgan"]
         assert (colorgan["num_steps"], colorgan["num_epochs"], colorgan["gen_width"], colorgan["image_size"]) == \
             (0, 300, 64, 256)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "study"])
+def test_every_stage_gets_every_field_and_one_diversity_count(profile, tmp_path, monkeypatch):
+    """No stage runs on its notebook's demo defaults (the committed study's diversity drew the notebook's 2
+    samples, not StudyConfig's 3); Table 1, the study and the ablation draw the same number of samples."""
+    from colorgan.experiments.ablation import NUM_DIVERSITY_SAMPLES, AblationConfig
+    from colorgan.experiments.study import StudyConfig
+    from colorgan.report.table1 import Table1Config
+
+    monkeypatch.setattr(plan, "_check_data_root", lambda *args, **kwargs: None)
+    p = plan.plan(profile, METHODS, data_root="" if profile == "smoke" else str(tmp_path), results_root=tmp_path)
+    for stage in p.stages:
+        assert set(p.params[stage.name]) == {f.name for f in dataclasses.fields(stage.config_cls)}, stage.name
+    counts = {cls.__name__: next(field_default(f) for f in dataclasses.fields(cls) if f.name == "num_diversity_samples")
+              for cls in (Table1Config, StudyConfig, AblationConfig)}
+    assert set(counts.values()) == {NUM_DIVERSITY_SAMPLES}, counts

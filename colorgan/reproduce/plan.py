@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorgan.common.params import Params
+from colorgan.common.params import Params, field_default
 from colorgan.experiments.ablation import ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_VARIANTS, AblationConfig
 from colorgan.experiments.executor import Job
 from colorgan.experiments.study import StudyConfig
@@ -155,9 +155,15 @@ def plan(profile: str, methods: dict[str, tuple[type[RunConfig], Any]], data_roo
             # field left to it would train another config than the run store's name (and the executor) say
             params = {f.name: getattr(run_cfg, f.name) for f in dataclasses.fields(run_cfg)}
             result.jobs[stage.name] = [Job(stage.name[6:], run_cfg, methods[stage.name[6:]][1])]
-        stage.config_cls.from_params(params)  # validate now, before any stage runs
-        result.params[stage.name] = params
+        result.params[stage.name] = every_field(stage.config_cls, params)  # validated now, before any stage runs
     return result
+
+
+def every_field(config_cls: type[Params], params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` validated and completed with the config's defaults: a notebook's parameters cell holds small
+    demo values, and a field left to it would run another experiment than the one planned (and keyed)."""
+    config_cls.from_params(params)
+    return {**{f.name: field_default(f) for f in dataclasses.fields(config_cls)}, **params}
 
 
 def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: Path, data_root: str,
@@ -184,7 +190,7 @@ def _plan_ablations(profile: str, preset: dict[str, Any], out_dir: Path, shown: 
               **{k: v for k, v in preset.items() if k != "base"},
               **{k: v for k, v in overrides.items() if k in own_fields}}
     # the variants planned here are the ones the notebook trains: without them it would run its own demo pair
-    params.setdefault("variants", ABLATION_VARIANTS)
+    params = every_field(AblationConfig, {"variants": ABLATION_VARIANTS, **params})
     from colorgan.experiments.ablation import variant_configs
     from colorgan.method.step import ColorGANStep
 
@@ -230,9 +236,8 @@ def _plan_study(profile: str, preset: dict[str, Any], methods: dict[str, tuple[t
     data = {**preset["data"], **({"data_root": data_root} if data_root else {}),
             **{k: v for k, v in study["base"].items() if k in {f.name for f in dataclasses.fields(DataConfig)}}}
     summary = {"out_dir": str(shown), "ablation_digest": file_digest(out_dir / ABLATION_DIR / ABLATION_EVIDENCE)}
-    params = {"data": data, "study": study, "summary": summary}
-    for stage in stages:
-        stage.config_cls.from_params(params[stage.name])
+    params = {stage.name: every_field(stage.config_cls, {"data": data, "study": study, "summary": summary}[stage.name])
+              for stage in stages}
     jobs = [Job(f"{name} seed {seed}", c, methods[name][1]) for (name, seed), c in configs.items()]
     return Plan(profile, out_dir, params, stages, {"study": job_runs(jobs)}, jobs={"study": jobs})
 
