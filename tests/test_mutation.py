@@ -152,7 +152,8 @@ def test_the_repository_accounts_for_every_survivor_of_its_committed_run():
     table = pd.read_csv(out / "survivors.csv", keep_default_na=False)
     notes = tomllib.loads((out / "survivors.toml").read_text())
     assert set(table.mutant) <= set(notes), "account for each survivor in results/mutation/survivors.toml"
+    # the committed run predates the layer folders (issue 24): its records name the flat paths it mutated
     assert all(m["kill rate"] >= summary["goal"] for module, m in summary["modules"].items()
-               if module in ("colorgan/measures/metrics.py", "colorgan/method/color.py", "colorgan/method/losses.py")), summary
+               if module in ("colorgan/metrics.py", "colorgan/color.py", "colorgan/losses.py")), summary
     assert mutation.score_line(summary) in (REPO / "README.md").read_text(), (
         "README's mutation score differs from results/mutation/summary.json: paste mutation.score_line(summary)")
