@@ -266,6 +266,28 @@ def test_the_pipeline_trains_a_stages_runs_with_the_executor_before_its_notebook
     assert all(len(i["in_flight"]) == i["running"] for i in progress)
 
 
+def test_runs_the_executor_trains_before_the_notebook_are_stamped_with_the_claims_in_force(tmp_path, monkeypatch):
+    """The executor trains a study's runs before its notebook starts, so the notebook's own stamp found them
+    older than itself and recorded none: every fresh study read as judged by claims declared after its data."""
+    from colorgan.experiments import verdicts
+    from colorgan.reproduce import pipeline, plan
+
+    jobs = [stored(tmp_path, seed=seed) for seed in (0, 1)]
+
+    def fake_train_runs(jobs, cfg):
+        for job in jobs:
+            Path(job.cfg.run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(job.cfg.run_dir) / "finished.json").write_text("{}")
+
+    monkeypatch.setattr(pipeline, "train_runs", fake_train_runs)
+    out = tmp_path / "results" / "toy"
+    p = plan.Plan("toy", out, {"study": {"out_dir": str(out)}}, [plan.Stage("study", StudyConfig)],
+                  {"study": plan.job_runs(jobs)}, {"study": jobs})
+    pipeline.run(p, lambda source, output, params: output.write_text('{"cells": []}'), book=False,
+                 executor=ExecutorConfig(workers=1))
+    assert verdicts.recorded_basis(out) == verdicts.basis()
+
+
 def test_the_cli_builds_the_executor_from_its_flags():
     from colorgan import cli
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from colorgan.common import runtime
+from colorgan.experiments import verdicts
 from colorgan.experiments.executor import Job, train_runs
 from colorgan.experiments.executor_config import ExecutorConfig
 from colorgan.reproduce.book_build import build_book
@@ -24,6 +25,7 @@ from colorgan.reproduce.plan import BOOK_SOURCES, OVERRIDES_RECORD, REPO_ROOT, P
 from colorgan.reproduce.progress import Event, EventSink, StageWatcher, run_result_line
 
 log = logging.getLogger(__name__)
+STAMPED_STAGES = ("study", "ablations")  # their runs' claims_at_runs.json (experiments.verdicts.stamp_runs)
 
 
 def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = None,
@@ -72,7 +74,13 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
                 train_with_torchrun(stage.name.removeprefix("train_"), p.params[stage.name], nproc[stage.name],
                                     p.out_dir / "logs" / f"{stage.name}-torchrun.log")
             if jobs:
+                trained_since = time.time()
                 train_runs(jobs, executor)
+                if stage.name in STAMPED_STAGES:
+                    # trained here, before the notebook that judges them: the claims and rule in force now are
+                    # the ones these runs were trained under (the notebook keeps a stamp a run already has)
+                    verdicts.stamp_runs([job.cfg.run_dir for job in jobs], REPO_ROOT / p.params[stage.name]["out_dir"],
+                                        trained_since)
             execute(BOOK_SOURCES / f"{stage.name}.ipynb", output, p.params[stage.name])
         seconds = round(time.monotonic() - started, 1)
         state[stage.name] = {"key": keys[stage.name], "seconds": seconds, "params": p.params[stage.name]}
