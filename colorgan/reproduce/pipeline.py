@@ -76,7 +76,7 @@ def run(p: Plan, execute: Callable[[Path, Path, dict[str, Any]], None] | None = 
             if jobs:
                 trained_since = time.time()
                 train_runs(jobs, executor)
-                if stage.name in STAMPED_STAGES:
+                if stage.name in STAMPED_STAGES and "out_dir" in p.params[stage.name]:
                     # trained here, before the notebook that judges them: the claims and rule in force now are
                     # the ones these runs were trained under (the notebook keeps a stamp a run already has)
                     verdicts.stamp_runs([job.cfg.run_dir for job in jobs], REPO_ROOT / p.params[stage.name]["out_dir"],
