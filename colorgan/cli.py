@@ -223,6 +223,12 @@ def build_parser(method: str = "colorgan") -> argparse.ArgumentParser:
     mutation.add_argument("--report-only", action="store_true", help="rewrite the report from mutants/ and "
                           "survivors.toml without running mutmut")
 
+    compare = commands.add_parser("compare", help="how two runs of one experiment differ image by image (e.g. the "
+                                  "study with WORKERS=1 and WORKERS=2): identical rows, largest difference, seed spread")
+    compare.add_argument("first", type=Path, help="a study's or an ablation's results folder, or a per-image CSV")
+    compare.add_argument("second", type=Path, help="the same experiment run again")
+    compare.add_argument("-o", "--output", type=Path, help="also write the table as Markdown to this file")
+
     gpu_check = commands.add_parser("gpu-check", help="correctness of every speed switch, method and DDP + resume, "
                                     "then the bench; writes results/gpu-check/<device>.{json,md} (--tiny: CPU, CI)")
     gpu_check.add_argument("--params", help="JSON object of GpuCheckConfig fields (flags override it)")
@@ -490,6 +496,21 @@ def cmd_mutation(args: argparse.Namespace) -> int:
     return 0 if all(m["kill rate"] >= GOAL for m in summary["modules"].values()) else 1
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from colorgan.common.formatting import table_markdown
+    from colorgan.report.rerun_comparison import compare_per_image, read_per_image
+
+    table = compare_per_image(read_per_image(args.first), read_per_image(args.second))
+    # 4 significant digits: enough to tell rounding (1e-6) from a real shift
+    text = table_markdown(table.astype(object).map(lambda v: f"{v:.4g}" if isinstance(v, float) else v))
+    print(f"{args.second} against {args.first}:\n{text}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_gpu_check(args: argparse.Namespace) -> int:
     from colorgan.performance.gpu_check import EXIT_CODES, run_gpu_check
     from colorgan.performance.gpu_check_report import format_markdown, report_paths
@@ -502,6 +523,6 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     return EXIT_CODES[record["status"]]
 
 
-COMMANDS = {"gpu-check": cmd_gpu_check, "mutation": cmd_mutation, "train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
+COMMANDS = {"compare": cmd_compare, "gpu-check": cmd_gpu_check, "mutation": cmd_mutation, "train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "colorize": cmd_colorize, "reproduce": cmd_reproduce, "bench": cmd_bench,
             "ablations": cmd_reproduce,
             "data-voc": cmd_data_voc, "data-voc-mini": cmd_data_voc_mini}

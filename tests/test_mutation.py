@@ -125,9 +125,13 @@ def test_report_merges_runs_module_by_module(tmp_path: Path):
     earlier = {"goal": 0.9, "modules": {"pkg/other.py": {"mutants": 10, "killed": 10, "survived": 0, "no tests": 0,
                                                          "other": 0, "kill rate": 1.0, "checked": 10,
                                                          "runs": [{**RUN, "command": "earlier"}]}}}
+    # pkg/other.py is still there; pkg/moved.py was checked by an earlier run and has since moved away
+    (root / "pkg" / "other.py").write_text("")
+    earlier["modules"]["pkg/moved.py"] = {**earlier["modules"]["pkg/other.py"], "runs": [RUN]}
     (out / "summary.json").write_text(json.dumps(earlier))
     summary = mutation.write_report(out, mutation.read_results(mutants), RUN, mutants, root)
     assert list(summary["modules"]) == ["pkg/mod.py", "pkg/other.py"]
+    assert "pkg/moved.py" not in (out / "report.md").read_text()
     assert summary["modules"]["pkg/other.py"]["runs"][0]["command"] == "earlier"
     assert summary["modules"]["pkg/mod.py"]["kill rate"] == pytest.approx(1 / 3)
     report = (out / "report.md").read_text()

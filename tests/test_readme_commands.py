@@ -101,6 +101,8 @@ def check_colorgan(words: list[str], clone: Path) -> None:
             assert cli.run_method(run_dir) == "colorgan"
     elif args.command == "score":  # the README's folders are the reader's own: the flags must parse and make sense
         assert args.pred_dir != args.gt_dir and args.protocol in ("resize", "center-crop")
+    elif args.command == "compare":  # two results of the reader's: they must parse and be two different ones
+        assert args.first != args.second
     else:
         raise AssertionError(f"no check for `colorgan {args.command}`")
 

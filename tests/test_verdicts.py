@@ -242,3 +242,128 @@ def test_absent_evidence_is_not_tested_or_not_rejudged():
     assert list(out.verdict) == [V.SUPPORTED, V.NOT_TESTED, V.NOT_TESTED]
     out = V.judge({"study": per_image}, [ablation_claim], absent={"ablation": (V.NOT_REJUDGED, "evidence not committed")})
     assert out.verdict.iloc[0] == V.NOT_REJUDGED and out.evidence.iloc[0] == "evidence not committed"
+
+
+# ------------------------------------------------------------- the formulas, computed independently here
+
+
+def reference_interval(values: np.ndarray, level: float, num_resamples: int, seed: int,
+                       bounds: tuple[float, float]) -> dict:
+    """two_level_interval's definition (module docstring) written out again: rescaled main effects resampled
+    with one shared image draw, Student-t with Satterthwaite's degrees of freedom, clipped to ``bounds``."""
+    from scipy import stats
+
+    S, N = values.shape
+    grand = values.mean()
+    seed_means, image_means = values.mean(axis=1), values.mean(axis=0)
+    seed_var = np.var(seed_means, ddof=1) / S
+    image_var = np.var(image_means, ddof=1) / N
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.integers(0, S, size=(num_resamples, S))
+    image_idx = rng.integers(0, N, size=(num_resamples, N))
+    seed_eff = (seed_means - grand) * np.sqrt(S / (S - 1))
+    image_eff = (image_means - grand) * np.sqrt(N / (N - 1))
+    se = np.std(grand + seed_eff[seed_idx].mean(axis=1) + image_eff[image_idx].mean(axis=1), ddof=1)
+    df = (seed_var + image_var) ** 2 / (seed_var ** 2 / (S - 1) + image_var ** 2 / (N - 1))
+    half = stats.t.ppf(1 - (1 - level) / 2, df) * se
+    interaction = values - seed_means[:, None] - image_means[None, :] + grand
+    return {"estimate": grand, "low": max(grand - half, bounds[0]), "high": min(grand + half, bounds[1]), "se": se,
+            "df": df, "seed_var": seed_var, "image_var": image_var, "per_seed": tuple(seed_means),
+            "residual_var": (interaction ** 2).sum() / ((S - 1) * (N - 1)), "num_images": N}
+
+
+@pytest.mark.parametrize("level, bounds", [(0.95, (-math.inf, math.inf)), (0.9, (-math.inf, 0.3)),
+                                           (0.99, (-0.1, math.inf))])
+def test_two_level_interval_is_its_definition_computed_independently(level, bounds):
+    values = np.random.default_rng(7).normal(0.2, 1.0, (3, 11)) + np.array([[0.3], [-0.2], [0.1]])
+    got = V.two_level_interval(values, level, 500, 4, bounds)
+    expected = reference_interval(values, level, 500, 4, bounds)
+    for name, value in expected.items():
+        assert getattr(got, name) == pytest.approx(value, rel=1e-12, abs=1e-15), name
+    assert got.level == level and got.bounds == bounds
+    assert (got.low == bounds[0]) == (expected["low"] == bounds[0])  # the clip is at the bound, not beside it
+
+
+def test_an_interval_at_another_level_keeps_estimate_and_se_and_zero_se_has_no_width():
+    from scipy import stats
+
+    interval = V.Interval(1.0, 0.0, 2.0, 0.25, 12.0, 0.95, (0.9, 1.1), 40, 0.01, 0.05, bounds=(-5.0, 1.5))
+    wider = interval.at_level(0.99)
+    half = stats.t.ppf(0.995, 12.0) * 0.25
+    assert (wider.estimate, wider.se, wider.level) == (1.0, 0.25, 0.99)
+    assert wider.low == pytest.approx(1.0 - half) and wider.high == 1.5  # clipped at the upper bound
+    flat = V.Interval(0.3, 0.0, 0.0, 0.0, math.inf, 0.95, (0.3, 0.3), 5, 0.0, 0.0).at_level(0.95)
+    assert (flat.low, flat.high) == (0.3, 0.3)
+
+
+def test_the_p_value_is_the_two_sided_t_tail():
+    from scipy import stats
+
+    interval = V.Interval(0.3, 0.0, 0.0, 0.2, 7.0, 0.95, (0.3,), 10, 0.0, 0.0)
+    assert V.p_value(interval) == pytest.approx(2 * stats.t.sf(1.5, 7.0), rel=1e-12)
+    assert V.p_value(V.Interval(-0.3, 0.0, 0.0, 0.2, 7.0, 0.95, (0.3,), 10, 0.0, 0.0)) == pytest.approx(
+        2 * stats.t.sf(1.5, 7.0), rel=1e-12)
+    assert V.p_value(V.Interval(0.3, 0.3, 0.3, 0.0, math.inf, 0.95, (0.3,), 10, 0.0, 0.0)) == 0.0
+    assert V.p_value(V.Interval(0.0, 0.0, 0.0, 0.0, math.inf, 0.95, (0.0,), 10, 0.0, 0.0)) == 1.0
+
+
+def test_holm_at_its_thresholds():
+    # p equal to its threshold rejects (<=); the k-th smallest is tested at alpha / (K - k)
+    assert V.holm_levels([0.025, 0.05], 0.05) == ([pytest.approx(0.975), pytest.approx(0.95)], [True, True])
+    assert V.holm_levels([0.0250001, 0.05], 0.05)[1] == [False, False]
+    assert V.holm_levels([0.05], 0.05) == ([pytest.approx(0.95)], [True])
+    assert V.holm_levels([0.01, 0.01, 0.01], 0.03)[1] == [True, True, True]
+    assert V.holm_levels([], 0.05) == ([], [])
+
+
+def test_a_judged_row_holds_the_claims_numbers_in_the_metrics_units_and_the_claimed_direction():
+    """_verdict_row's every column, from an interval built by hand (a 'lower is better' claim: sign -1)."""
+    interval = V.Interval(0.5, 0.2, 0.8, 0.1, 20.0, 0.95, (0.4, 0.6), 30, 0.004, 0.006, 0.01)
+    c = V.Claim("c", "a < b", "f", "study", "a", "b", "ciede2000", "lower", 0.25, "r")
+    row = V._verdict_row(c, interval, 0.001, 0.975, True, 3, -1.0)
+    assert row == {"effect": 0.5, "low": 0.2, "high": 0.8, "level": 0.975, "p_value": 0.001, "family_size": 3,
+                   "verdict": V.SUPPORTED, "per_seed": "-0.4 / -0.6", "seed_signs": "++", "seeds": 2, "images": 30,
+                   "detectable_effect": pytest.approx(row["detectable_effect"]), "seeds_to_decide": None,
+                   "evidence": "ciede2000: a − b = -0.5 per seed -0.4 / -0.6; in the claimed direction +0.5 "
+                               "[+0.2, +0.8] (97.50% interval, Holm over 3), margin 0.25"}
+    from scipy import stats
+    z = stats.norm.ppf(V.POWER)
+    assert row["detectable_effect"] == pytest.approx((stats.t.ppf(1 - 0.025 / 2, 20.0) + z) * 0.1)
+    # Holm's step-down stopped before it: inconclusive, and the row says why and what would decide it
+    stopped = V._verdict_row(c, interval, 0.001, 0.975, False, 3, -1.0)
+    assert stopped["verdict"] == V.INCONCLUSIVE and "Holm's step-down stopped" in stopped["evidence"]
+    assert stopped["seeds_to_decide"] == str(V.seeds_to_decide(interval, 0.25, 0.025)[1])
+    assert "seeds would decide a 0.25 effect" in stopped["evidence"]
+    # one seed: no verdict, no seed count
+    one = V._verdict_row(c, dataclasses_replace(interval, per_seed=(0.5,)), 0.001, 0.95, True, 1, 1.0)
+    assert one["verdict"] == V.INCONCLUSIVE and one["seeds_to_decide"] is None and one["seed_signs"] == "+"
+    assert one["evidence"].endswith("1 seed: the seed-to-seed variance is unknown, so no verdict")
+    zero = V._verdict_row(c, dataclasses_replace(interval, per_seed=(0.0, -0.1)), 0.5, 0.95, True, 1, 1.0)
+    assert zero["seed_signs"] == "0−"
+
+
+def dataclasses_replace(interval: V.Interval, **changes) -> V.Interval:
+    import dataclasses
+
+    return dataclasses.replace(interval, **changes)
+
+
+def test_seeds_to_decide_is_the_first_count_whose_detectable_effect_reaches_the_margin():
+    from scipy import stats
+
+    interval = V.two_level_interval(synthetic(0.0, 0.1, 0.2, 0.05, num_images=400, seed_effects=[-0.1, 0.05, 0.12])
+                                    .pipe(V.paired_matrix, "method", "a", "b", "psnr").to_numpy())
+    _, needed = V.seeds_to_decide(interval, 0.1, 0.05)
+
+    def detectable(seeds: int) -> float:  # the design's detectable effect with this many seeds, from its definition
+        seed_var = interval.seed_var * 3 / seeds
+        image_var = max(interval.image_var - interval.residual_var / (3 * interval.num_images), 0.0)
+        df = V.satterthwaite(seed_var, seeds, image_var, interval.num_images)
+        return (stats.t.ppf(0.975, df) + stats.norm.ppf(0.8)) * math.sqrt(seed_var + image_var)
+
+    assert detectable(needed) <= 0.1 < detectable(needed - 1)
+    assert V.seeds_to_decide(interval, detectable(2) + 1e-9, 0.05)[1] == 2  # two seeds already decide a big margin
+    assert V.fixed_image_var(interval) == pytest.approx(max(interval.image_var - interval.residual_var / (3 * 400), 0.0))
+    assert V.detectable_with_any_seeds(interval, 0.05) == pytest.approx(
+        (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * math.sqrt(V.fixed_image_var(interval)))
+    assert V.seeds_to_decide(dataclasses_replace(interval, per_seed=(0.1,)), 0.1, 0.05)[1] is None

@@ -23,6 +23,7 @@ import pandas as pd
 from colorgan.common.params import Params, opt, validate_fields
 from colorgan.evaluation.evaluate import evaluate_or_reuse
 from colorgan.experiments import verdicts
+from colorgan.experiments.aggregate import ablation_table
 from colorgan.experiments.executor import Job, train_runs
 from colorgan.experiments.executor_config import ExecutorConfig
 from colorgan.experiments.verdicts import HIGHER_IS_BETTER
@@ -110,28 +111,6 @@ def run_ablation(cfg: AblationConfig, executor: ExecutorConfig | None = None) ->
         frames.append(rows.assign(variant=name, seed=seed, run_dir=run_cfg.run_dir))
     verdicts.stamp_runs([c.run_dir for c in configs.values()], cfg.out_dir, started)  # claims in force at training
     return pd.concat(frames, ignore_index=True)
-
-
-def ablation_table(per_image: pd.DataFrame, reference: str = "full", num_resamples: int = 2000,
-                   seed: int = 0) -> pd.DataFrame:
-    """One row per (variant, metric): mean and 95% interval over seeds and images, and the paired difference
-    to ``reference`` (same seeds, same images) with its interval, whether it excludes zero, and the per-seed
-    differences' range."""
-    metrics = [m for m in HIGHER_IS_BETTER if m in per_image]
-    rows = []
-    for variant, group in per_image.groupby("variant", sort=False):
-        for metric in metrics:
-            interval = verdicts.mean_interval(per_image, "variant", variant, metric, 0.95, num_resamples, seed)
-            row: dict[str, Any] = {"variant": variant, "metric": metric, "mean": interval.estimate,
-                                   "low": interval.low, "high": interval.high, "seeds": group.seed.nunique()}
-            if variant != reference and reference in set(per_image.variant):
-                diff = verdicts.difference_interval(per_image, "variant", variant, reference, metric, 0.95,
-                                                    num_resamples, seed)
-                row.update({"diff_vs_full": diff.estimate, "diff_low": diff.low, "diff_high": diff.high,
-                            "significant": bool(diff.low > 0 or diff.high < 0),
-                            "seed_diff_min": min(diff.per_seed), "seed_diff_max": max(diff.per_seed)})
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def judge(per_image: pd.DataFrame, num_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:

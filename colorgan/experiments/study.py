@@ -35,6 +35,7 @@ from colorgan.common.published import METHOD_NAMES, PAPER_TABLE1
 from colorgan.evaluation.evaluate import metric_code_digest
 from colorgan.experiments import verdicts
 from colorgan.experiments.ablation import ABLATION_DIR, ABLATION_EVIDENCE, NUM_DIVERSITY_SAMPLES
+from colorgan.experiments.aggregate import study_table
 from colorgan.experiments.executor import Job, train_runs
 from colorgan.experiments.executor_config import ExecutorConfig
 from colorgan.measures import metrics
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 
-STUDY_METRICS = ("psnr", "ssim", "ciede2000", "colourfulness", "colourfulness_gap", "diversity")
 # ColTran returns RGB, so its luminance errors count against it alone; this row pastes the input L back, as
 # ColorGAN and ChromaGAN do by construction
 WITH_INPUT_L = " (+ input L)"
@@ -159,7 +159,7 @@ def run_study(cfg: StudyConfig, methods: Methods, executor: ExecutorConfig | Non
     one they train here, one after another. Either way a run in the store is reused, never trained twice.
 
     Returns:
-        Per-image metrics: columns method, seed, image, the STUDY_METRICS, checkpoint_step, run_dir; the
+        Per-image metrics: columns method, seed, image, ``aggregate.STUDY_METRICS``, checkpoint_step, run_dir; the
         grayscale row once (seed -1), and ColTran also with the input L pasted back.
     """
     frames, have_gray, started = [], False, time.time()
@@ -221,31 +221,7 @@ def score_run(run_dir: Path | str, methods: Methods, checkpoint: str = "best_val
     return scored
 
 
-# ----------------------------------------------------------------------------------- statistics
-
-
-def study_table(per_image: pd.DataFrame, num_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per (method, metric): seed mean and spread, two-level interval, paired Δ vs grayscale.
-
-    Columns: method, metric, mean (over seeds of per-seed means), seed_sd (NaN with 1 seed), low/high (95%
-    interval over seeds and images, ``verdicts.two_level_interval``, inside the metric's range), delta_gray,
-    delta_low, delta_high (paired on the same images, every seed against the one grayscale row), seeds, images.
-    """
-    rows = []
-    for metric in [m for m in STUDY_METRICS if m in per_image]:
-        for method, group in per_image.groupby("method", sort=False):
-            per_seed = group.groupby("seed")[metric].mean()
-            interval = verdicts.mean_interval(per_image, "method", method, metric, 0.95, num_resamples, seed)
-            row: dict[str, Any] = {"method": method, "metric": metric, "mean": float(per_seed.mean()),
-                                   "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"),
-                                   "low": interval.low, "high": interval.high, "seeds": len(per_seed),
-                                   "images": interval.num_images}
-            if method != GRAYSCALE:
-                diff = verdicts.difference_interval(per_image, "method", method, GRAYSCALE, metric, 0.95,
-                                                    num_resamples, seed)
-                row.update({"delta_gray": diff.estimate, "delta_low": diff.low, "delta_high": diff.high})
-            rows.append(row)
-    return pd.DataFrame(rows)
+# ------------------------------------------------------------------------------------- verdicts
 
 
 def judge_claims(results: StudyResults | pd.DataFrame, num_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -226,7 +226,8 @@ def write_report(out_dir: Path | str, results: pd.DataFrame, run: dict | None, m
     """Write summary.json, survivors.csv and report.md under ``out_dir``; returns the summary.
 
     Survivors are listed for the modules of the summary that this run checked, and kept from earlier runs'
-    survivors.csv for the others. run=None re-renders the last run's report (e.g. after editing survivors.toml).
+    survivors.csv for the others; modules whose file is no longer under ``source_root`` (moved, deleted) are
+    dropped. run=None re-renders the last run's report (e.g. after editing survivors.toml).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +237,8 @@ def write_report(out_dir: Path | str, results: pd.DataFrame, run: dict | None, m
     if run is None and not previous:
         raise FileNotFoundError(f"no {summary_path} to re-render: run `make mutation` first")
     summary = previous if run is None else merge_runs(previous, rates, run)
+    # a module moved or deleted since an earlier run is gone from the report: its rate describes no code here
+    summary = {**summary, "modules": {m: v for m, v in summary["modules"].items() if (Path(source_root) / m).is_file()}}
     fresh = survivors(results[results.module.isin(rates.module)], read_notes(out_dir / "survivors.toml"),
                       mutants_dir, source_root)
     if table_path.exists():
