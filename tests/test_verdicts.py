@@ -367,3 +367,31 @@ def test_seeds_to_decide_is_the_first_count_whose_detectable_effect_reaches_the_
     assert V.detectable_with_any_seeds(interval, 0.05) == pytest.approx(
         (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * math.sqrt(V.fixed_image_var(interval)))
     assert V.seeds_to_decide(dataclasses_replace(interval, per_seed=(0.1,)), 0.1, 0.05)[1] is None
+
+
+def test_runs_are_stamped_with_the_claims_in_force_only_when_trained_since_the_stage_began(tmp_path: Path):
+    import json
+    import os
+
+    runs = [tmp_path / name for name in ("new", "edge", "old", "unfinished")]
+    for run, mtime in zip(runs, (200.0, 100.0, 99.0, None)):
+        run.mkdir()
+        if mtime is not None:
+            (run / "finished.json").write_text("{}")
+            os.utime(run / "finished.json", (mtime, mtime))
+    out = tmp_path / "out"
+    path = V.stamp_runs([str(r) for r in runs], out, trained_since=100.0)
+    assert path == out / V.RUNS_RECORD
+    record = json.loads(path.read_text())
+    now = V.basis()
+    assert record == {str(runs[0]): now, str(runs[1]): now, str(runs[2]): None, str(runs[3]): None}
+    assert list(record) == sorted(record)
+    assert V.recorded_basis(out) is None  # a run without a stamp: nobody knows which claims it was trained under
+    # a later stage keeps the stamps it finds, fills a null one if that run has since been trained, drops others
+    os.utime(runs[2] / "finished.json", (300.0, 300.0))
+    old_stamp = {"claims_sha256": "c" * 64, "rule_sha256": "r" * 64}
+    path.write_text(json.dumps({**record, str(runs[0]): old_stamp}))
+    again = json.loads(V.stamp_runs([str(r) for r in runs[:3]], out, trained_since=250.0).read_text())
+    assert again == {str(runs[0]): old_stamp, str(runs[1]): now, str(runs[2]): now}
+    assert V.recorded_basis(out) == again[sorted(again)[0]] == now  # the first run's (file order); basis_note reports a change
+    assert V.recorded_basis(tmp_path / "nowhere") is None
