@@ -134,3 +134,22 @@ def test_the_ablation_table_without_its_reference_has_no_differences_and_another
     full = seed_image_matrix(per_image, "variant", "full", "psnr")
     assert other.loc[("full", "psnr"), "diff_vs_full"] == pytest.approx(
         (full - seed_image_matrix(per_image, "variant", "no_noise", "psnr")).mean())
+
+
+def test_the_seed_spread_needs_two_seeds_and_two_are_enough():
+    per_image = study_per_image()
+    for seeds, spread_known in ((2, True), (1, False)):
+        kept = per_image[per_image.seed < seeds]  # the grayscale row (seed -1) stays
+        row = aggregate.study_table(kept, num_resamples=100).set_index(["method", "metric"]).loc[("colorgan", "psnr")]
+        per_seed = seed_image_matrix(kept, "method", "colorgan", "psnr").mean(axis=1)
+        assert row.seeds == seeds
+        if spread_known:
+            assert row.seed_sd == pytest.approx(np.std(per_seed, ddof=1), rel=1e-12)
+        else:
+            assert math.isnan(row.seed_sd)
+
+
+def test_the_ablation_tables_defaults_are_2000_resamples_and_generator_seed_0():
+    per_image = ablation_per_image()
+    pd.testing.assert_frame_equal(aggregate.ablation_table(per_image),
+                                  aggregate.ablation_table(per_image, "full", 2000, 0), check_exact=True)

@@ -395,3 +395,209 @@ def test_runs_are_stamped_with_the_claims_in_force_only_when_trained_since_the_s
     assert again == {str(runs[0]): old_stamp, str(runs[1]): now, str(runs[2]): now}
     assert V.recorded_basis(out) == again[sorted(again)[0]] == now  # the first run's (file order); basis_note reports a change
     assert V.recorded_basis(tmp_path / "nowhere") is None
+
+
+# --------------------------------------------- edges and defaults: what each guard and default is for
+
+
+def write_claims(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "claims.toml"
+    path.write_text(body)
+    return path
+
+
+CLAIM_BODY = 'text="t"\nfamily="f"\nsource="study"\na="a"\nb="b"\nmetric="psnr"\ndirection="higher"\n'
+
+
+def test_a_claims_file_keeps_each_reason_its_header_and_refuses_duplicates(tmp_path: Path):
+    # a claim's own margin and reason; the [margins] table's for another metric; the header's fields
+    path = write_claims(tmp_path, 'declared = "before the runs"\n[margins]\nssim = [0.01, "one hundredth"]\n'
+                        f'[[claims]]\nid="own"\n{CLAIM_BODY}margin=0.2\nmargin_reason="my reason"\n'
+                        f'[[claims]]\nid="table"\n{CLAIM_BODY.replace("psnr", "ssim")}')
+    claims, header = V.load_claims(path)
+    assert [(c.id, c.margin, c.margin_reason) for c in claims] == [("own", 0.2, "my reason"),
+                                                                   ("table", 0.01, "one hundredth")]
+    assert header == {"declared": "before the runs", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                      "path": "claims.toml"}
+    # a file with no claims and no declaration: nothing to judge, declared empty
+    empty = V.load_claims(write_claims(tmp_path, "[margins]\npsnr = [0.1, 'r']\n"))
+    assert empty[0] == [] and empty[1]["declared"] == ""
+    with pytest.raises(ValueError, match="claim id 'own' appears twice; ids must be unique"):
+        V.load_claims(write_claims(tmp_path, f'[[claims]]\nid="own"\n{CLAIM_BODY}margin=0.2\nmargin_reason="r"\n' * 2))
+    with pytest.raises(ValueError, match=r"claim '\?' lacks \['id'\]"):
+        V.load_claims(write_claims(tmp_path, f"[[claims]]\n{CLAIM_BODY}"))
+    with pytest.raises(ValueError, match=r"add it under \[margins\] or give the claim margin and margin_reason"):
+        V.load_claims(write_claims(tmp_path, f'[[claims]]\nid="x"\n{CLAIM_BODY}'))
+    with pytest.raises(ValueError, match="the margin must be > 0 and give its reason"):
+        V.load_claims(write_claims(tmp_path, f'[[claims]]\nid="x"\n{CLAIM_BODY}margin=0.2\n'))
+
+
+def test_margin_of_reads_the_margins_table_and_names_a_missing_one(tmp_path: Path):
+    path = write_claims(tmp_path, "[margins]\npsnr = [0.25, 'r']\n")
+    assert V.margin_of("psnr", path) == 0.25
+    with pytest.raises(ValueError, match=r"no margin for 'ssim' under \[margins\]; add one with its reason"):
+        V.margin_of("ssim", path)
+    with pytest.raises(ValueError, match="no margin for 'psnr'"):  # a file without a [margins] table
+        V.margin_of("psnr", write_claims(tmp_path, 'declared = "x"\n'))
+
+
+def test_paired_matrix_names_what_is_missing_and_pairs_grayscale_with_any_seed_numbers():
+    per_image = synthetic(0.5, 0.01, 1.0, 0.1, num_images=20).replace({"seed": {0: 3, 1: 5, 2: 7}})
+    gray = per_image[(per_image.method == "b") & (per_image.seed == 3)].assign(method="gray", seed=-1)
+    both = pd.concat([per_image, gray])
+    matrix = V.paired_matrix(both, "method", "a", "gray", "psnr")
+    assert list(matrix.index) == [3, 5, 7] and matrix.shape == (3, 20)
+    a = per_image[per_image.method == "a"].pivot(index="seed", columns="image", values="psnr")
+    assert np.allclose(matrix.to_numpy(), a.to_numpy() - gray.psnr.to_numpy()[None, :])
+    with pytest.raises(ValueError, match="per-image metrics have no column 'lpips'"):
+        V.paired_matrix(per_image, "method", "a", "b", "lpips")
+    other_images = per_image[per_image.method == "b"].assign(image=lambda d: d.image + 1000)
+    with pytest.raises(ValueError, match="'a' and 'b' share no seed or no test image; a paired comparison needs both"):
+        V.paired_matrix(pd.concat([per_image[per_image.method == "a"], other_images]), "method", "a", "b", "psnr")
+    other_seeds = per_image[per_image.method == "b"].assign(seed=lambda d: d.seed + 100)
+    with pytest.raises(ValueError, match="share no seed or no test image"):
+        V.paired_matrix(pd.concat([per_image[per_image.method == "a"], other_seeds]), "method", "a", "b", "psnr")
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (2, 2), (2, 5)])
+def test_two_level_interval_is_its_definition_with_two_images_or_two_seeds(shape):
+    values = np.random.default_rng(8).normal(0.5, 1.0, shape)
+    got = V.two_level_interval(values, 0.95, 400, 2)
+    expected = reference_interval(values, 0.95, 400, 2, (-math.inf, math.inf))
+    for name, value in expected.items():
+        assert getattr(got, name) == pytest.approx(value, rel=1e-12, abs=1e-15), name
+
+
+def test_two_level_interval_with_one_seed_or_one_image_drops_that_level():
+    one_image = V.two_level_interval(np.array([[1.0], [3.0]]))  # 2 seeds, 1 image: seeds only
+    assert one_image.image_var == 0.0 and one_image.residual_var == 0.0 and one_image.seed_var == pytest.approx(1.0)
+    assert one_image.df == pytest.approx(1.0) and one_image.low < 2.0 < one_image.high
+    one_seed = V.two_level_interval(np.array([[1.0, 2.0, 4.0]]))  # 1 seed: images only
+    assert one_seed.seed_var == 0.0 and one_seed.residual_var == 0.0 and one_seed.df == pytest.approx(2.0)
+    assert one_seed.image_var == pytest.approx(np.var([1.0, 2.0, 4.0], ddof=1) / 3)
+    single = V.two_level_interval(np.array([[0.7]]))  # one value: an interval of no width, not an error
+    assert single.estimate == 0.7 and single.se == pytest.approx(0.0, abs=1e-12)
+    assert single.low == pytest.approx(0.7, abs=1e-12) and single.high == pytest.approx(0.7, abs=1e-12)
+
+
+def test_two_level_interval_refuses_what_is_not_a_seeds_by_images_table_and_computes_in_float64():
+    for bad in (np.ones(3), np.ones((2, 0)), np.ones((2, 2, 2))):
+        with pytest.raises(ValueError, match=r"needs a non-empty \(seeds, images\) array; got shape"):
+            V.two_level_interval(bad)
+    values = np.random.default_rng(9).normal(20.0, 3.0, (3, 50)).astype(np.float32)
+    assert V.two_level_interval(values) == V.two_level_interval(values.astype(np.float64))
+    # the defaults are the documented ones: 95 %, 2000 resamples, generator seed 0, no bounds
+    assert V.two_level_interval(values) == V.two_level_interval(values, 0.95, 2000, 0, (-math.inf, math.inf))
+
+
+def test_satterthwaite_skips_a_level_with_one_member():
+    assert V.satterthwaite(1.0, 1, 2.0, 10) == pytest.approx(9.0)
+    assert V.satterthwaite(1.0, 4, 2.0, 1) == pytest.approx(3.0)
+
+
+def test_a_zero_standard_error_has_no_width_whatever_the_degrees_of_freedom():
+    for df in (math.nan, 0.0, math.inf):
+        flat = V.Interval(0.3, 0.0, 0.0, 0.0, df, 0.95, (0.3, 0.3), 5, 0.0, 0.0).at_level(0.99)
+        assert (flat.low, flat.high, flat.level) == (0.3, 0.3, 0.99)
+
+
+def test_a_difference_ranges_over_twice_the_metrics_range():
+    assert V.difference_bounds("ssim") == (-2.0, 2.0)
+    assert V.difference_bounds("psnr") == (-math.inf, math.inf)
+    assert V.difference_bounds("not_a_metric") == (-math.inf, math.inf)
+
+
+def test_holm_keeps_the_file_order_among_tied_p_values():
+    # 36 claims in three tied groups: the earlier claim in the file gets the stricter level, whatever the sort
+    p = [0.001] * 12 + [0.002] * 12 + [0.0005] * 12
+    levels, rejects = V.holm_levels(p, 0.05)
+    order = list(range(24, 36)) + list(range(12))+ list(range(12, 24))
+    for rank, index in enumerate(order):
+        assert levels[index] == pytest.approx(1 - 0.05 / (36 - rank)), (rank, index)
+    assert all(rejects)
+
+
+def test_seeds_to_decide_counts_up_to_and_including_max_seeds_and_reaching_the_margin_decides():
+    interval = V.Interval(0.0, -1.0, 1.0, 0.2, 10.0, 0.95, (0.1, -0.1, 0.0), 50, 0.04, 0.0004, 0.0)
+    from scipy import stats
+
+    z = stats.norm.ppf(V.POWER)
+
+    def detectable(seeds: int) -> float:  # the same arithmetic, in the same order, as seeds_to_decide
+        seed_var = interval.seed_var * 3 / seeds
+        image_var = V.fixed_image_var(interval)
+        return (stats.t.ppf(1 - 0.05 / 2, V.satterthwaite(seed_var, seeds, image_var, 50)) + z) * math.sqrt(
+            seed_var + image_var)
+
+    assert V.seeds_to_decide(interval, detectable(7), 0.05)[1] == 7  # equal to the margin: reached
+    assert V.seeds_to_decide(interval, detectable(V.MAX_SEEDS), 0.05)[1] == V.MAX_SEEDS
+    assert V.seeds_to_decide(interval, detectable(V.MAX_SEEDS + 1), 0.05)[1] is None
+
+
+def test_judge_defaults_alpha_and_bounds():
+    per_image = synthetic(0.3, 0.05, 1.0, 0.3, num_images=60)
+    assert V.judge({"study": per_image}, [claim()]).equals(
+        V.judge({"study": per_image}, [claim()], alpha=0.05, num_resamples=2000, seed=0))
+    loose = V.judge({"study": per_image}, [claim()], alpha=0.1).iloc[0]
+    assert loose.level == pytest.approx(0.9)
+    # a missing arm's row gives paired_matrix's reason
+    missing = V.judge({"study": per_image}, [claim(b="missing")]).iloc[0]
+    assert missing.verdict == V.NOT_TESTED and missing.evidence == "per-image metrics have no method 'missing'"
+    # an SSIM difference never leaves [-2, 2]: three images, two seeds, huge spread
+    rows = [{"method": m, "seed": s, "image": i, "ssim": v} for s in (0, 1)
+            for i, (va, vb) in enumerate([(1.0, -0.9), (0.95, -1.0), (-1.0, 0.9)])
+            for m, v in (("a", va), ("b", vb))]
+    ssim_claim = V.Claim("s", "a > b", "f", "study", "a", "b", "ssim", "higher", 0.01, "r")
+    row = V.judge({"study": pd.DataFrame(rows)}, [ssim_claim]).iloc[0]
+    assert row.high == 2.0 and row.low == -2.0
+    wide = V.difference_interval(pd.DataFrame(rows), "method", "a", "b", "ssim")
+    assert (wide.low, wide.high) == (-2.0, 2.0)
+
+
+def test_mean_and_difference_intervals_default_to_95_percent_and_an_unknown_metric_is_unbounded():
+    per_image = synthetic(0.3, 0.05, 1.0, 0.3, num_images=40).assign(lpips=lambda d: d.psnr - 24.0)
+    mean = V.mean_interval(per_image, "method", "a", "lpips")
+    assert mean == V.mean_interval(per_image, "method", "a", "lpips", 0.95, 2000, 0)
+    assert mean.bounds == (-math.inf, math.inf) and mean.low < mean.estimate < mean.high
+    assert V.mean_interval(per_image, "method", "a", "psnr").bounds == (0.0, math.inf)
+    diff = V.difference_interval(per_image, "method", "a", "b", "lpips")
+    assert diff == V.difference_interval(per_image, "method", "a", "b", "lpips", 0.95, 2000, 0)
+    assert diff.low < diff.estimate < diff.high and diff.level == 0.95
+
+
+def test_the_evidence_keeps_its_numbers_before_the_notes_and_two_seeds_can_need_more_than_max_seeds():
+    c = V.Claim("c", "a > b", "f", "study", "a", "b", "psnr", "higher", 0.01, "r")
+    head = "psnr: a − b = +0.5 per seed +0.4 / +0.6; in the claimed direction +0.5 [+0.2, +0.8] "
+    interval = V.Interval(0.5, 0.2, 0.8, 0.1, 20.0, 0.95, (0.4, 0.6), 30, 0.004, 0.006, 0.01)
+    stopped = V._verdict_row(c, interval, 0.001, 0.975, False, 3, 1.0)
+    assert stopped["evidence"].startswith(head + "(97.50% interval, Holm over 3), margin 0.01; Holm's step-down "
+                                          "stopped at a claim with a smaller p-value, so this one is not decided; "
+                                          "detectable at this scale: ")
+    one = V._verdict_row(c, dataclasses_replace(interval, per_seed=(0.5,)), 0.001, 0.95, True, 1, 1.0)
+    assert one["evidence"] == ("psnr: a − b = +0.5 per seed +0.5; in the claimed direction +0.5 [+0.2, +0.8] "
+                               "(95.00% interval, Holm over 1), margin 0.01; 1 seed: the seed-to-seed variance is "
+                               "unknown, so no verdict")
+    # two seeds, images that keep a large spread with any number of seeds: no count up to MAX_SEEDS decides
+    hard = V.Interval(0.0, -1.0, 1.0, 0.3, 20.0, 0.95, (0.1, -0.1), 30, 0.01, 0.08, 0.0)
+    row = V._verdict_row(c, hard, 0.9, 0.95, False, 1, 1.0)
+    assert row["verdict"] == V.INCONCLUSIVE and row["seeds_to_decide"] == f">{V.MAX_SEEDS}"
+
+
+def test_the_basis_note_in_full():
+    out = V.judge({"study": synthetic(0.5, 0.02, 1.0, 0.1)}, [claim()])
+    now = V.basis()
+    c, r = now["claims_sha256"][:12], now["rule_sha256"][:12]
+    assert V.basis_note(out, None) == (
+        "The claims, their margins and this rule were declared after these runs had produced their data (the runs "
+        "recorded no claims digest): read the verdicts as a re-analysis, not as a pre-registered test.")
+    assert "(the runs recorded no claims digest; declared today): read" in V.basis_note(out, None, "today")
+    assert V.basis_note(out, now) == (f"Claims and rule are those recorded with the runs (claims {c}, rule {r}): "
+                                      "declared before the data.")
+    assert V.basis_note(out, {"claims_sha256": "0" * 64, "rule_sha256": "1" * 64}) == (
+        "The claims file and the verdict rule changed after these runs were made (digest at the runs "
+        f"000000000000, 111111111111; now {c}, {r}).")
+    assert V.basis_note(out, {"claims_sha256": "0" * 64}) == (
+        f"The claims file and the verdict rule changed after these runs were made (digest at the runs 000000000000, ?; "
+        f"now {c}, {r}).")
+    unjudged = out.assign(claims_sha256=None, rule_sha256=None)
+    assert V.basis_note(unjudged, now) == ""
