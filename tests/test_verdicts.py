@@ -395,6 +395,9 @@ def test_runs_are_stamped_with_the_claims_in_force_only_when_trained_since_the_s
     assert again == {str(runs[0]): old_stamp, str(runs[1]): now, str(runs[2]): now}
     assert V.recorded_basis(out) == again[sorted(again)[0]] == now  # the first run's (file order); basis_note reports a change
     assert V.recorded_basis(tmp_path / "nowhere") is None
+    # a results folder not yet made is made with its parents; the record is one key per line, sorted (stable diffs)
+    nested = V.stamp_runs([str(runs[0])], tmp_path / "a" / "b", trained_since=0.0)
+    assert nested.read_text() == json.dumps({str(runs[0]): now}, indent=1, sort_keys=True) + "\n"
 
 
 # --------------------------------------------- edges and defaults: what each guard and default is for
