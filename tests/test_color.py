@@ -95,3 +95,31 @@ def test_known_values_of_the_normalisation():
         lab_to_rgb(torch.rand(1, 2, 4, 4))
     with pytest.raises(ValueError, match=r"rgb must have shape \(B, 3, H, W\)"):
         rgb_to_lab(torch.rand(1, 1, 3, 4, 4))
+
+
+class OneDevicePerOp(torch.overrides.TorchFunctionMode):
+    """Fails any torch call whose tensor arguments (0-d ones aside, as CUDA allows them) are on different devices."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+
+        def tensors(value):
+            if isinstance(value, torch.Tensor):
+                return [value] if value.dim() > 0 else []
+            if isinstance(value, (list, tuple)):
+                return [t for v in value for t in tensors(v)]
+            return []
+
+        devices = {t.device for t in tensors(list(args) + list(kwargs.values()))}
+        assert len(devices) <= 1, f"{getattr(func, '__name__', func)} mixes devices {devices}"
+        return func(*args, **kwargs)
+
+
+def test_the_conversions_keep_every_constant_on_the_inputs_device():
+    """An input on PyTorch's 'meta' device (shapes, no data): every op must see one device, as on CUDA, so a
+    constant left on the CPU fails here on a CPU-only machine."""
+    rgb = torch.rand(2, 3, 4, 5, device="meta")
+    with OneDevicePerOp():
+        lab = rgb_to_lab(rgb)
+        back = lab_to_rgb(lab)
+    assert lab.device.type == back.device.type == "meta" and lab.shape == back.shape == rgb.shape

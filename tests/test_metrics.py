@@ -209,6 +209,7 @@ def test_evaluate_uses_its_documented_defaults_and_scores_diversity():
     default = evaluate(noisy, test, torch.device("cpu"), "noisy")
     explicit = evaluate(noisy, test, torch.device("cpu"), "noisy", batch_size=16, seed=0, num_diversity_samples=0)
     pd.testing.assert_frame_equal(default, explicit)
+    pd.testing.assert_frame_equal(evaluate_sets(noisy, test, torch.device("cpu"), "noisy")[0], explicit, check_exact=True)
     assert "diversity" not in default
     for other in ({"batch_size": 17}, {"seed": 1}):
         assert not evaluate(noisy, test, torch.device("cpu"), "noisy", **other).psnr.equals(default.psnr), other
@@ -260,3 +261,21 @@ def test_with_set_metrics_adds_each_methods_fid_and_note():
     out = with_set_metrics(summary, {"a": {"fid": 12.5, "fid_note": "FID (Inception)"}})
     assert out.fid.tolist()[0] == 12.5 and pd.isna(out.fid.tolist()[1])
     assert out.fid_note.tolist() == ["FID (Inception)", ""] and out.psnr.tolist() == [20.0, 21.0]
+
+
+def test_evaluation_moves_each_batch_to_the_device_it_is_given():
+    """The colorizer gets its input on the given device ('meta': shapes only, so a CPU-only machine checks it)."""
+    test = ImageSet(np.zeros((3, 3, 8, 8), dtype=np.uint8), ["a", "b", "c"])
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    def colorize(L: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        seen.append((L.device.type, tuple(L.shape)))
+        raise Seen  # the metrics need data, which 'meta' tensors do not have
+
+    for score in (evaluate, evaluate_sets):
+        with pytest.raises(Seen):
+            score(colorize, test, torch.device("meta"), "m", batch_size=2)
+    assert seen == [("meta", (2, 1, 8, 8))] * 2
