@@ -53,6 +53,7 @@ Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 # ColTran returns RGB, so its luminance errors count against it alone; this row pastes the input L back, as
 # ColorGAN and ChromaGAN do by construction
 WITH_INPUT_L = " (+ input L)"
+PER_IMAGE_FILE = "per_image_metrics.csv"  # the study's per-image evidence, in its results folder
 
 # The study's checkpoint rules: which weights of each run are scored on the test split (one rule for all methods).
 STUDY_CHECKPOINTS = ("best_val", "last")
@@ -294,7 +295,7 @@ def save_study(table: pd.DataFrame, per_image: pd.DataFrame, judged: pd.DataFram
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_tables(table, judged, budgets, out_dir)
-    paths.append(out_dir / "per_image_metrics.csv")
+    paths.append(out_dir / PER_IMAGE_FILE)
     per_image.to_csv(paths[-1], index=False)
     runs = list(dict.fromkeys(per_image.loc[per_image.method != GRAYSCALE, "run_dir"]))
     paths.append(save_run_metadata(runs, out_dir.name, out_dir))
@@ -349,7 +350,7 @@ def load_results(out_dir: Path | str) -> StudyResults:
     one keeps its table at ``out_dir/ablation_table.csv`` with no per-image evidence (not re-judged).
     """
     out_dir = Path(out_dir)
-    missing = [n for n in ("study_table.csv", "per_image_metrics.csv", "run_metadata.json") if not (out_dir / n).is_file()]
+    missing = [n for n in ("study_table.csv", PER_IMAGE_FILE, "run_metadata.json") if not (out_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{out_dir} holds no study results ({', '.join(missing)} missing); run "
                                 "`make reproduce PROFILE=study` first")
@@ -358,7 +359,7 @@ def load_results(out_dir: Path | str) -> StudyResults:
                       None)
     evidence = ablation_dir / ABLATION_EVIDENCE
     metadata = ablation_dir / "run_metadata.json"
-    return StudyResults(out_dir, pd.read_csv(out_dir / "study_table.csv"), pd.read_csv(out_dir / "per_image_metrics.csv"),
+    return StudyResults(out_dir, pd.read_csv(out_dir / "study_table.csv"), pd.read_csv(out_dir / PER_IMAGE_FILE),
                         json.loads((out_dir / "run_metadata.json").read_text())["runs"],
                         pd.read_csv(table_path) if table_path else None,
                         pd.read_csv(evidence) if evidence.is_file() else None,

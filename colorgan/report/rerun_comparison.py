@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from colorgan.experiments.ablation import ABLATION_EVIDENCE
+from colorgan.experiments.study import PER_IMAGE_FILE
 from colorgan.measures.metrics import METRICS
 
-PER_IMAGE_FILES = ("per_image_metrics.csv", "ablation_per_image.csv.gz")
+PER_IMAGE_FILES = (PER_IMAGE_FILE, ABLATION_EVIDENCE)
 # what identifies one scored image of one run; study files name the method, ablation files the variant
 KEY_CANDIDATES = ("method", "variant", "seed", "image")
 
