@@ -17,7 +17,8 @@ TINY_BASE = dict(image_size=32, batch_size=4, num_sample_crops=8, num_steps=2, c
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("ablations")
-    cfg = AblationConfig(base=TINY_BASE, seeds=[0], out_dir=str(out), num_diversity_samples=2)
+    cfg = AblationConfig(base=TINY_BASE, seeds=[0], out_dir=str(out), num_diversity_samples=2,
+                         runs_dir=str(out / "runs"))  # not the repository's store: runs from an earlier `make test` would be reused
     return cfg, ablation.run_ablation(cfg)
 
 

@@ -109,7 +109,7 @@ def test_tiny_study_end_to_end(tmp_path: Path):
                                   disc_width=8, disc_layers=2), "coltran": tiny_coltran},
         base=dict(image_size=32, batch_size=4, num_sample_crops=24, num_val_images=8, val_every=2, checkpoint_every=4,
                   log_every=1, num_bootstrap=200), seeds=[0, 1], num_images_seen=16, num_diversity_samples=2,
-        num_bootstrap=200, out_dir=str(tmp_path / "study"))
+        num_bootstrap=200, out_dir=str(tmp_path / "study"), runs_dir=str(tmp_path / "runs"))
     per_image = study.run_study(cfg, METHODS)
     assert set(per_image.method) == {"colorgan", "coltran", "coltran (+ input L)", GRAYSCALE}
     assert set(per_image[per_image.method == "colorgan"].seed) == {0, 1}
