@@ -207,7 +207,7 @@ def test_unwritable_run_dir_fails_before_the_data_is_read(tmp_path: Path, capsys
 
 
 def test_full_disk_fails_before_training(tmp_path: Path, monkeypatch):
-    cfg = fast_config(tmp_path, num_steps=2)
+    cfg = fast_config(tmp_path, num_steps=2, checkpoint_every=1)  # 3 saves, keep 2: the third waits for room
     step = ColorGANStep(cfg, CPU)
     free = checkpoints_module.shutil.disk_usage(tmp_path)._replace(free=2 << 20)  # 2 MiB left
     monkeypatch.setattr(checkpoints_module.shutil, "disk_usage", lambda path: free)
@@ -217,6 +217,21 @@ def test_full_disk_fails_before_training(tmp_path: Path, monkeypatch):
         fit(cfg, step, train_set, CPU)
     assert not step.opt_g.state and not step.opt_d.state  # not one update was made
     assert not (Path(cfg.run_dir) / "checkpoints").exists()
+
+
+def test_free_space_counts_only_the_checkpoints_the_run_writes(tmp_path: Path, monkeypatch):
+    """keep_checkpoints=1000 on a 2-step run asks room for its 3 saves, not for 1001 (a CI disk refused such a run)."""
+    cfg = fast_config(tmp_path, num_steps=2, checkpoint_every=1, keep_checkpoints=1000)
+    asked = []
+    monkeypatch.setattr(train_module, "check_free_space", lambda run_dir, size, count: asked.append(count))
+    fit(cfg, ColorGANStep(cfg, CPU), sample_images(16, 32)[0], CPU)
+    assert asked == [3]
+
+
+@pytest.mark.parametrize("num_steps, checkpoint_every, val_every, saves", [
+    (10, 500, None, 1), (10, 5, None, 3), (10, 3, None, 4), (10, 5, 0, 3), (10, 5, 2, 8), (0, 5, 2, 1)])
+def test_saves_at_most(num_steps, checkpoint_every, val_every, saves):
+    assert checkpoints_module.saves_at_most(num_steps, checkpoint_every, val_every) == saves
 
 
 def test_checkpoint_size_estimate_is_close(tmp_path: Path):
@@ -233,7 +248,7 @@ def test_checkpoint_size_estimate_is_close(tmp_path: Path):
 # small enough that a fresh process starts, trains and checkpoints in seconds; no VGG19 (lambda_p = lambda_s = 0)
 KILL_TEST_CONFIG = dict(image_size=32, batch_size=4, num_sample_crops=16, gen_width=8, gen_max_width=32,
                         noise_channels=4, noise_width=16, disc_width=8, lambda_p=0.0, lambda_s=0.0, seed=3,
-                        device="cpu", log_every=1, checkpoint_every=1, keep_checkpoints=1000, progress=False)
+                        device="cpu", log_every=1, checkpoint_every=1, keep_checkpoints=3, progress=False)
 
 
 def start_training(run_dir: Path, num_steps: int, *flags: str) -> subprocess.Popen:

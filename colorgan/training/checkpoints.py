@@ -182,6 +182,13 @@ def estimate_checkpoint_bytes(step: TrainStep) -> int:
     return 3 * weights + buffers
 
 
+def saves_at_most(num_steps: int, checkpoint_every: int, val_every: int | None) -> int:
+    """How many checkpoints a run of ``num_steps`` writes at most: every ``checkpoint_every`` steps, at the end,
+    and, when it validates (``val_every`` not None; 0 = only at the end), at every validation."""
+    validations = num_steps // val_every if val_every else 0
+    return num_steps // checkpoint_every + validations + 1
+
+
 def check_free_space(run_dir: Path, checkpoint_bytes: int, num_new: int) -> None:
     """Refuse to start when ``run_dir`` cannot hold ``num_new`` more checkpoints (a full disk mid-run loses the run's time).
 

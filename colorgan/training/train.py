@@ -24,7 +24,8 @@ from torch import nn
 
 from colorgan.common import distributed, runtime
 from colorgan.training.checkpoints import (CheckpointDir, check_free_space, checkpoint_path, checkpoint_state,
-                                  estimate_checkpoint_bytes, load_checkpoint, load_weights, restore, save_best)
+                                  estimate_checkpoint_bytes, load_checkpoint, load_weights, restore, save_best,
+                                  saves_at_most)
 from colorgan.method.config import RunConfig
 from colorgan.method.data import ImageSet, batches, carve_validation, load_split, prefetch, split_record, steps_per_epoch
 from colorgan.training.run_files import CODE_RECORD, prepare_run_dir, resume_validation, truncate_metrics, write_progress
@@ -100,10 +101,12 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     """
     run_dir = Path(cfg.run_dir)
     checkpoints = CheckpointDir(run_dir / "checkpoints", cfg.keep_checkpoints)
+    num_steps = total_steps(cfg, len(train))
     if ctx.is_main:
         prepare_run_dir(run_dir, cfg, checkpoints)
+        saves = saves_at_most(num_steps, cfg.checkpoint_every, cfg.val_every if val_images is not None else None)
         check_free_space(run_dir, estimate_checkpoint_bytes(step),
-                         cfg.keep_checkpoints + 1 - len(checkpoints.paths()))
+                         min(saves, cfg.keep_checkpoints + 1 - len(checkpoints.paths())))
         (run_dir / "finished.json").unlink(missing_ok=True)
     distributed.barrier(ctx)
     start_step, previous_seconds = 0, 0.0
@@ -117,7 +120,6 @@ def fit(cfg: RunConfig, step: TrainStep, train: ImageSet, device: torch.device,
     if val_images is not None and ctx.is_main:
         validator = Validator(val_images, run_dir, device, cfg.seed, cfg.batch_size)
         resume_validation(validator, run_dir, start_step)
-    num_steps = total_steps(cfg, len(train))
     metrics_path = run_dir / "metrics.jsonl"
     if ctx.is_main:
         write_progress(run_dir, start_step, num_steps, start_step)
