@@ -40,6 +40,7 @@ NUM_DIVERSITY_SAMPLES = 3
 # gzip CSV of per-image metrics, committed so that anyone can recompute its deltas and verdicts)
 ABLATION_DIR = "ablation"
 ABLATION_EVIDENCE = "ablation_per_image.csv.gz"
+ABLATION_TABLE_FILE = "ablation_table.csv"  # every variant and metric with its difference to the full loss
 # The ablation study's variants (issue: each a parameter override of the same config).
 ABLATION_VARIANTS = {
     "full": {},
@@ -162,7 +163,7 @@ def write_judged(table: pd.DataFrame, judged: pd.DataFrame, out_dir: Path) -> li
     """ablation_table.csv (long), ablation_table.md (wide) and verdicts.csv into ``out_dir``."""
     from colorgan.common.formatting import table_markdown
 
-    paths = [out_dir / "ablation_table.csv", out_dir / "ablation_table.md", out_dir / "verdicts.csv"]
+    paths = [out_dir / ABLATION_TABLE_FILE, out_dir / "ablation_table.md", out_dir / "verdicts.csv"]
     table.to_csv(paths[0], index=False)
     paths[1].write_text(table_markdown(wide_table(table)))
     judged.to_csv(paths[2], index=False)

@@ -34,7 +34,7 @@ from colorgan.common.params import Params, field_default, opt, validate_fields
 from colorgan.common.published import METHOD_NAMES, PAPER_TABLE1
 from colorgan.evaluation.evaluate import metric_code_digest
 from colorgan.experiments import verdicts
-from colorgan.experiments.ablation import ABLATION_DIR, ABLATION_EVIDENCE, NUM_DIVERSITY_SAMPLES
+from colorgan.experiments.ablation import ABLATION_DIR, ABLATION_EVIDENCE, ABLATION_TABLE_FILE, NUM_DIVERSITY_SAMPLES
 from colorgan.experiments.aggregate import study_table
 from colorgan.experiments.executor import Job, train_runs
 from colorgan.experiments.executor_config import ExecutorConfig
@@ -43,7 +43,7 @@ from colorgan.measures.metrics import GRAYSCALE, Colorizer
 from colorgan.method.color import model_to_rgb, rgb_to_model
 from colorgan.method.config import RunConfig
 from colorgan.method.data import load_split
-from colorgan.training.run_store import in_store, save_run_metadata, train_in_store
+from colorgan.training.run_store import RUN_METADATA_FILE, in_store, save_run_metadata, train_in_store
 from colorgan.training.train import StepFactory, load_trained
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ Methods = dict[str, tuple[type[RunConfig], StepFactory]]  # e.g. cli.METHODS
 # ColorGAN and ChromaGAN do by construction
 WITH_INPUT_L = " (+ input L)"
 PER_IMAGE_FILE = "per_image_metrics.csv"  # the study's per-image evidence, in its results folder
+STUDY_TABLE_FILE = "study_table.csv"  # every method and metric with its intervals
 
 # The study's checkpoint rules: which weights of each run are scored on the test split (one rule for all methods).
 STUDY_CHECKPOINTS = ("best_val", "last")
@@ -306,7 +307,7 @@ def write_tables(table: pd.DataFrame, judged: pd.DataFrame, budgets: dict[str, i
     """study_table.csv, table1.md, table1.csv and verdicts.csv: everything computed from the per-image metrics."""
     from colorgan.common.formatting import table_markdown
 
-    paths = [out_dir / "study_table.csv", out_dir / "table1.md", out_dir / "table1.csv", out_dir / "verdicts.csv"]
+    paths = [out_dir / STUDY_TABLE_FILE, out_dir / "table1.md", out_dir / "table1.csv", out_dir / "verdicts.csv"]
     table.to_csv(paths[0], index=False)
     paths[1].write_text(table_markdown(wide_table(table, budgets)))
     table1_columns(table).to_csv(paths[2], index=False)
@@ -350,17 +351,17 @@ def load_results(out_dir: Path | str) -> StudyResults:
     one keeps its table at ``out_dir/ablation_table.csv`` with no per-image evidence (not re-judged).
     """
     out_dir = Path(out_dir)
-    missing = [n for n in ("study_table.csv", PER_IMAGE_FILE, "run_metadata.json") if not (out_dir / n).is_file()]
+    missing = [n for n in (STUDY_TABLE_FILE, PER_IMAGE_FILE, RUN_METADATA_FILE) if not (out_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{out_dir} holds no study results ({', '.join(missing)} missing); run "
                                 "`make reproduce PROFILE=study` first")
     ablation_dir = out_dir / ABLATION_DIR
-    table_path = next((p for p in (ablation_dir / "ablation_table.csv", out_dir / "ablation_table.csv") if p.is_file()),
+    table_path = next((p for p in (ablation_dir / ABLATION_TABLE_FILE, out_dir / ABLATION_TABLE_FILE) if p.is_file()),
                       None)
     evidence = ablation_dir / ABLATION_EVIDENCE
-    metadata = ablation_dir / "run_metadata.json"
-    return StudyResults(out_dir, pd.read_csv(out_dir / "study_table.csv"), pd.read_csv(out_dir / PER_IMAGE_FILE),
-                        json.loads((out_dir / "run_metadata.json").read_text())["runs"],
+    metadata = ablation_dir / RUN_METADATA_FILE
+    return StudyResults(out_dir, pd.read_csv(out_dir / STUDY_TABLE_FILE), pd.read_csv(out_dir / PER_IMAGE_FILE),
+                        json.loads((out_dir / RUN_METADATA_FILE).read_text())["runs"],
                         pd.read_csv(table_path) if table_path else None,
                         pd.read_csv(evidence) if evidence.is_file() else None,
                         json.loads(metadata.read_text())["runs"] if metadata.is_file() else None)

@@ -15,6 +15,7 @@ from colorgan.experiments.ablation import ABLATION_DIR
 from colorgan.measures.metrics import GRAYSCALE
 from colorgan.report.run_pages import stage_times
 from colorgan.report.table1 import PAPER_PSNR, PAPER_SSIM, TABLE1_PSNR, TABLE1_SSIM, table1_blocks
+from colorgan.training.run_store import RUN_METADATA_FILE
 
 
 def front_page(out_dir: Path | str) -> str:
@@ -90,7 +91,7 @@ def _cost_summary(out_dir: Path) -> str:
         total = times.seconds.sum()
         lines.append(f"- **Time:** {total / 60:.1f} min of stage wall time (last execution of each stage: "
                      + ", ".join(f"{r.stage} {r.seconds:.0f} s" for r in times.itertuples()) + ").")
-    meta_path = out_dir / "run_metadata.json"
+    meta_path = out_dir / RUN_METADATA_FILE
     if meta_path.is_file():
         runs = json.loads(meta_path.read_text()).get("runs", [])
         provenance = [r.get("provenance") or {} for r in runs]

@@ -173,9 +173,12 @@ def read_run(run_dir: Path | str) -> dict[str, Any]:
             "finished": load("finished.json"), "eval": load("eval/summary.json")}
 
 
+RUN_METADATA_FILE = "run_metadata.json"  # every run of a results folder: config, provenance, finish
+
+
 def save_run_metadata(run_dirs: list[str], profile: str, out_dir: Path | str) -> Path:
     """``run_metadata.json``: every run's config, provenance and finish record, for the repository."""
-    path = Path(out_dir) / "run_metadata.json"
+    path = Path(out_dir) / RUN_METADATA_FILE
     runs = [{k: v for k, v in read_run(r).items() if k != "eval"} for r in run_dirs]
     runtime.write_json(path, {"profile": profile, "runs": runs})
     return path
